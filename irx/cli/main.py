@@ -1,0 +1,336 @@
+"""The `irx` command line: one command per task, all sharing one set of options.
+
+The commands only parse options and call the Python API (irx.api, irx.pipeline); everything they do is
+available from Python too.
+"""
+
+
+import json
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from irx import __version__
+from irx.errors import IrxError, UsageError
+from irx.tasks import TASK_HELP, TASKS
+
+app = typer.Typer(
+    name="irx",
+    help="Restore photos, folders of photos and videos: denoise, deblur, derain, dehaze, upscale, dejpeg, lowlight.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+stderr = Console(stderr=True, highlight=False)
+
+
+class OutputFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tiff = "tiff"
+    bmp = "bmp"
+
+
+@dataclass
+class RestoreOptions:
+    inputs: list[str]
+    output: Path | None
+    model: str | None
+    scale: int | None
+    device: str
+    precision: str
+    tile: str
+    tile_overlap: int
+    batch_size: str
+    recursive: bool
+    skip_existing: bool
+    out_format: str | None
+    quality: int | None
+    offline: bool
+    trust_remote_code: bool
+    quiet: bool
+    json_summary: bool
+    debug: bool
+    codec: str | None
+    crf: int | None
+    preset: str | None
+    pix_fmt: str | None
+    no_audio: bool
+    resume: bool
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"irx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """irx: image and video restoration."""
+
+
+def _make_restore_command(task: str) -> None:
+    takes_scale = task in ("upscale", "run")
+    help_text = (
+        "Restore with any model file spandrel can load (--model is required)."
+        if task == "run"
+        else f"{TASK_HELP[task]} Inputs: image files, folders, globs and videos."
+    )
+
+    def command(
+        inputs: Annotated[list[str], typer.Argument(help="Image or video files, folders, or glob patterns.", show_default=False)],
+        output: Annotated[
+            Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or folder (several inputs).")
+        ] = None,
+        model: Annotated[
+            Optional[str],
+            typer.Option("--model", "-m", help="Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list)."),
+        ] = None,
+        scale: Annotated[
+            Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (2 or 4).", hidden=not takes_scale)
+        ] = None,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda (all GPUs), cuda:N or mps.")] = "auto",
+        precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (honours what the model supports).")] = "auto",
+        tile: Annotated[str, typer.Option(help="Tile size in pixels: auto (from free memory), 0 (never tile) or N.")] = "auto",
+        tile_overlap: Annotated[int, typer.Option(help="Overlap between tiles, blended smoothly.")] = 16,
+        batch_size: Annotated[str, typer.Option(help="Images or tiles per forward pass: auto or N.")] = "auto",
+        recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+        skip_existing: Annotated[
+            bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose output exists (default), or replace it.")
+        ] = True,
+        out_format: Annotated[
+            Optional[OutputFormat], typer.Option("--format", "-f", help="Output image format (default: the input's).")
+        ] = None,
+        quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality 1-100 (default 95).", min=1, max=100)] = None,
+        offline: Annotated[bool, typer.Option(help="Never touch the network; use cached or bundled models.")] = False,
+        trust_remote_code: Annotated[
+            bool, typer.Option(help="Allow TorchScript model files (they carry code).")
+        ] = False,
+        codec: Annotated[Optional[str], typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1.", rich_help_panel="Video")] = None,
+        crf: Annotated[Optional[int], typer.Option(help="Video constant rate factor.", rich_help_panel="Video")] = None,
+        preset: Annotated[Optional[str], typer.Option(help="Video encoder preset.", rich_help_panel="Video")] = None,
+        pix_fmt: Annotated[Optional[str], typer.Option(help="Video pixel format (default keeps the input's bit depth).", rich_help_panel="Video")] = None,
+        no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop audio streams.", rich_help_panel="Video")] = False,
+        resume: Annotated[bool, typer.Option(help="Resume long videos from their last finished segment.", rich_help_panel="Video")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")] = False,
+        json_summary: Annotated[
+            bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
+        ] = False,
+        debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    ) -> None:
+        options = RestoreOptions(
+            inputs=inputs,
+            output=output,
+            model=model,
+            scale=scale,
+            device=device,
+            precision=precision,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            batch_size=batch_size,
+            recursive=recursive,
+            skip_existing=skip_existing,
+            out_format=out_format.value if out_format else None,
+            quality=quality,
+            offline=offline,
+            trust_remote_code=trust_remote_code,
+            quiet=quiet,
+            json_summary=json_summary,
+            debug=debug,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            no_audio=no_audio,
+            resume=resume,
+        )
+        _guarded(lambda: _restore(task, options), debug=debug)
+
+    command.__doc__ = help_text
+    app.command(name=task, help=help_text)(command)
+
+
+def _guarded(action: Any, *, debug: bool) -> None:
+    """Run a command body: one-line errors with an exit code, tracebacks only with --debug."""
+    debug = debug or bool(os.environ.get("IRX_DEBUG"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning  # type: ignore[assignment]
+            action()
+    except IrxError as error:
+        if debug:
+            stderr.print_exception()
+        stderr.print(f"[red]error:[/] {error}", soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/]: finished outputs are kept; rerun with --skip-existing to resume")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence for a clean message
+        if debug:
+            stderr.print_exception()
+        stderr.print(f"[red]error:[/] {type(error).__name__}: {error} (run with --debug for details)", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    if category.__name__ in ("IrxWarning", "UserWarning"):
+        stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    else:
+        logging.getLogger("irx").debug("%s: %s", category.__name__, message)
+
+
+def _restore(task: str, options: RestoreOptions) -> None:
+    from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
+    from irx.cli.progress import RichReporter  # noqa: PLC0415
+    from irx.engine import Engine, resolve_devices, validate_engine_options  # noqa: PLC0415
+    from irx.media.sources import plan_jobs  # noqa: PLC0415
+    from irx.pipeline import PipelineOptions, RunSummary, run_pipeline  # noqa: PLC0415
+
+    if task == "run" and not options.model:
+        raise UsageError("irx run needs --model (a file, hf://owner/repo/file or a zoo name)")
+    if options.scale is not None and options.scale < 1:
+        raise UsageError("--scale must be at least 1")
+    if task == "upscale" and options.scale is None:
+        options.scale = 4 if options.model is None else None
+    if options.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    config = _user_config()
+    device = options.device if options.device != "auto" or not config.get("device") else config["device"]
+    precision = options.precision if options.precision != "auto" or not config.get("precision") else config["precision"]
+
+    # Check every option before touching any file, so a typo fails fast with exit code 2.
+    validate_engine_options(tile=options.tile, batch_size=options.batch_size, precision=precision)
+    devices = resolve_devices(device)
+
+    suffix = "restored" if task == "run" else task
+    plan = plan_jobs(
+        options.inputs,
+        suffix=suffix,
+        output=options.output,
+        recursive=options.recursive,
+        out_format=options.out_format,
+        skip_existing=options.skip_existing,
+    )
+    if not plan.jobs and not plan.skipped and not plan.failures:
+        raise UsageError(f"no images or videos found in {' '.join(options.inputs)} (use --recursive for sub-folders)")
+
+    show_progress = not (options.quiet or options.json_summary) and stderr.is_terminal
+    reporter = RichReporter(stderr, show_progress=show_progress, debug=options.debug)
+    summary = RunSummary(skipped=list(plan.skipped))
+    for name, reason in plan.failures:
+        summary.failed.append({"path": name, "reason": reason})
+        reporter.file_failed(name, reason)
+
+    if plan.jobs:
+        engines = [
+            Engine(
+                load_model(
+                    options.model,
+                    task=None if task == "run" else task,
+                    scale=options.scale,
+                    device=dev,
+                    offline=options.offline or None,
+                    trust_remote_code=options.trust_remote_code,
+                ),
+                device=dev,
+                precision=precision,
+                tile=options.tile,
+                tile_overlap=options.tile_overlap,
+                batch_size=options.batch_size,
+                on_tiles=reporter.tiles,
+            )
+            for dev in devices
+        ]
+        pipeline_options = PipelineOptions(
+            out_scale=options.scale,
+            out_format=options.out_format,
+            quality=options.quality,
+            overwrite=not options.skip_existing,
+            video=_video_options(options) if any(job.kind == "video" for job in plan.jobs) else None,
+        )
+        run_pipeline(plan.jobs, engines, pipeline_options, reporter, summary)
+
+    if options.json_summary:
+        sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")
+    elif not options.quiet:
+        counts = summary.to_json()["counts"]
+        stderr.print(
+            f"{counts['processed']} restored, {counts['skipped']} skipped (output exists), "
+            f"{counts['failed']} failed in {summary.seconds:.1f}s"
+        )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _video_options(options: RestoreOptions) -> Any:
+    from irx.media.video import VideoOptions  # noqa: PLC0415
+
+    return VideoOptions(
+        codec=options.codec,
+        crf=options.crf,
+        preset=options.preset,
+        pix_fmt=options.pix_fmt,
+        keep_audio=not options.no_audio,
+        resume=options.resume,
+        overwrite=not options.skip_existing,
+    )
+
+
+def _user_config() -> dict[str, Any]:
+    try:
+        from irx.zoo.config import load_user_config  # noqa: PLC0415
+    except ImportError:
+        return {}
+    config = load_user_config()
+    return {"device": config.device, "precision": config.precision}
+
+
+for _task in (*TASKS, "run"):
+    _make_restore_command(_task)
+
+
+def _add_subcommands() -> None:
+    """Model zoo, training, evaluation and data commands live in their own modules."""
+    from irx.cli.data import data_app  # noqa: PLC0415
+    from irx.cli.evaluate import eval_command  # noqa: PLC0415
+    from irx.cli.models import models_app  # noqa: PLC0415
+    from irx.cli.train import train_command  # noqa: PLC0415
+
+    app.add_typer(models_app, name="models", help="List, inspect, download and verify models.")
+    app.add_typer(data_app, name="data", help="Prepare training data (ReSyn-style curation).")
+    app.command(name="train", help="Train a model from a TOML recipe (resumable; DDP with torchrun).")(train_command)
+    app.command(name="eval", help="Measure PSNR/SSIM against baselines on clean images or real pairs.")(eval_command)
+
+
+try:
+    _add_subcommands()
+except ImportError as _error:  # pragma: no cover - only while the package is incomplete
+    logging.getLogger(__name__).debug("subcommands unavailable: %s", _error)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""What the user sees while a run goes on: a rich progress display on stderr, one line per failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+
+class _RateColumn(ProgressColumn):
+    """Images (or frames) per second since the task started."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:5.2f} {self.unit}/s", style="progress.data.speed")
+
+
+class RichReporter:
+    """Progress for files, tiles and video frames; failures printed as they happen."""
+
+    def __init__(self, console: Console, *, show_progress: bool = True, debug: bool = False) -> None:
+        self.console = console
+        self.debug = debug
+        self.show_progress = show_progress
+        self._lock = threading.Lock()
+        self._tiles = 0
+        self._progress: Progress | None = None
+        self._files_task: int | None = None
+        self._video_tasks: dict[str, int] = {}
+
+    def start(self, total_files: int) -> None:
+        if not self.show_progress:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[extra]}"),
+            _RateColumn("it"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._progress.start()
+        self._files_task = self._progress.add_task("files", total=total_files, extra="")
+
+    def file_done(self, name: str) -> None:
+        if self._progress is not None and self._files_task is not None:
+            self._progress.advance(self._files_task)
+
+    def file_failed(self, name: str, reason: str, detail: str | None = None) -> None:
+        is_warning = reason.startswith("warning:")
+        label = "[yellow]warning[/]" if is_warning else "[red]failed[/]"
+        text = reason.removeprefix("warning:").strip()
+        self.console.print(f"{label} {escape(name)}: {escape(text)}", highlight=False, soft_wrap=True)
+        if detail and self.debug:
+            self.console.print(escape(detail), highlight=False)
+        if not is_warning and self._progress is not None and self._files_task is not None:
+            self._progress.advance(self._files_task)
+
+    def tiles(self, count: int) -> None:
+        with self._lock:
+            self._tiles += count
+            tiles = self._tiles
+        if self._progress is not None and self._files_task is not None:
+            self._progress.update(self._files_task, extra=f"{tiles} tiles")
+
+    def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None:
+        if self._progress is None:
+            return
+        task = self._video_tasks.get(name)
+        if task is None:
+            task = self._progress.add_task(f"frames {name}", total=frames_total, extra="")
+            self._video_tasks[name] = task
+        self._progress.update(task, completed=frames_done, total=frames_total)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def format_seconds(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 60 else f"{seconds:.1f}s"

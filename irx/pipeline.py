@@ -1,0 +1,327 @@
+"""The streaming pipeline: decode threads -> engine worker(s) -> encode threads, with bounded queues.
+
+At most `prefetch` images are in flight at once (decoded, in the engine, or waiting to be written), so memory
+does not grow with the number of files, and while the engine works on one batch the next images are being
+decoded and the previous ones encoded: in steady state the device does not wait for the disk. With several
+GPUs there is one engine worker per device pulling from the same queue, which shards files dynamically.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from irx.engine import Engine
+from irx.errors import IrxError
+from irx.media.image_io import DecodedImage, read_image, write_image
+from irx.media.sources import Job
+
+
+class Reporter(Protocol):
+    """What the pipeline tells the user interface (see irx.cli.progress)."""
+
+    def start(self, total_files: int) -> None: ...
+    def file_done(self, name: str) -> None: ...
+    def file_failed(self, name: str, reason: str, detail: str | None = None) -> None: ...
+    def tiles(self, count: int) -> None: ...
+    def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, total_files: int) -> None: ...
+    def file_done(self, name: str) -> None: ...
+    def file_failed(self, name: str, reason: str, detail: str | None = None) -> None: ...
+    def tiles(self, count: int) -> None: ...
+    def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class PipelineOptions:
+    out_scale: int | None = None  # requested output scale; the model's output is resized when it differs
+    out_format: str | None = None
+    quality: int | None = None
+    overwrite: bool = False
+    prefetch: int = 8
+    decode_workers: int = 2
+    encode_workers: int = 2
+    video: Any = None  # irx.media.video.VideoOptions
+
+
+@dataclass
+class RunSummary:
+    processed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "counts": {"processed": len(self.processed), "skipped": len(self.skipped), "failed": len(self.failed)},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+_DONE = object()
+
+
+class _Run:
+    """State of one pipeline run, shared by its threads."""
+
+    def __init__(self, engines: Sequence[Engine], options: PipelineOptions, reporter: Reporter) -> None:
+        self.engines = engines
+        self.options = options
+        self.reporter = reporter
+        self.summary = RunSummary()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.fatal: BaseException | None = None
+        self.slots = threading.Semaphore(max(1, options.prefetch))
+        self.decoded: queue.Queue[Any] = queue.Queue()
+        self.decode_pool = ThreadPoolExecutor(options.decode_workers, thread_name_prefix="irx-decode")
+        self.encode_pool = ThreadPoolExecutor(options.encode_workers, thread_name_prefix="irx-encode")
+
+    # ------------------------------------------------------------------ bookkeeping
+    def succeeded(self, job: Job) -> None:
+        with self.lock:
+            self.summary.processed.append(job.name)
+        self.reporter.file_done(job.name)
+
+    def failed(self, name: str, error: BaseException | str) -> None:
+        reason = str(error) if isinstance(error, IrxError | str) else f"{type(error).__name__}: {error}"
+        detail = None
+        if isinstance(error, BaseException) and not isinstance(error, IrxError):
+            detail = "".join(traceback.format_exception(error))
+        with self.lock:
+            self.summary.failed.append({"path": name, "reason": reason})
+        self.reporter.file_failed(name, reason, detail)
+
+    # ------------------------------------------------------------------ stages
+    def feed(self, jobs: list[Job]) -> None:
+        """Submit decodes in order, never more than `prefetch` images in flight."""
+        try:
+            for job in jobs:
+                while not self.slots.acquire(timeout=0.1):
+                    if self.stop.is_set():
+                        return
+                if self.stop.is_set():
+                    self.slots.release()
+                    return
+                self.decoded.put((job, self.decode_pool.submit(read_image, job.source)))
+        finally:
+            self.decoded.put(_DONE)
+
+    def work(self, engine: Engine) -> None:
+        """Engine worker thread; an interrupt or crash inside it stops the run and reaches the main thread."""
+        try:
+            self._work(engine)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.fatal = error
+            self.stop.set()
+
+    def _work(self, engine: Engine) -> None:
+        """Take decoded images, batch neighbours of the same size, restore, hand over to the encoders."""
+        pending: Any = None
+        while not self.stop.is_set():
+            item = pending if pending is not None else self.decoded.get()
+            pending = None
+            if item is _DONE:
+                self.decoded.put(_DONE)  # let the other engine workers see the end too
+                return
+            first = self._take(item)
+            if first is None:
+                continue
+            batch = [first]
+            shape = first[1].pixels.shape
+            limit = engine.images_per_batch(shape[0], shape[1])
+            while len(batch) < limit:
+                try:
+                    nxt = self.decoded.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _DONE:
+                    pending = nxt
+                    break
+                taken = self._take(nxt)
+                if taken is None:
+                    continue
+                if taken[1].pixels.shape != shape:
+                    pending = _Decoded(taken)  # starts the next batch
+                    break
+                batch.append(taken)
+            self._restore_batch(engine, batch)
+
+    def _take(self, item: Any) -> tuple[Job, DecodedImage] | None:
+        if isinstance(item, _Decoded):
+            return item.value
+        job, future = item
+        try:
+            return job, future.result()
+        except BaseException as error:  # noqa: BLE001 - a bad file is reported, the run goes on
+            self.failed(job.name, error)
+            self.slots.release()
+            return None
+
+    def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
+        try:
+            outputs = engine.restore([decoded.pixels for _, decoded in batch])
+        except Exception as error:  # noqa: BLE001
+            for job, _ in batch:
+                self.failed(job.name, error)
+                self.slots.release()
+            return
+        for (job, decoded), pixels in zip(batch, outputs):
+            restored = finish_image(decoded, pixels, engine.scale, self.options.out_scale)
+            future = self.encode_pool.submit(self._write, job, restored)
+            future.add_done_callback(lambda f, job=job: self._written(job, f))
+
+    def _write(self, job: Job, image: DecodedImage) -> Path:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        return write_image(
+            job.output,
+            image,
+            format=self.options.out_format,
+            quality=self.options.quality,
+            overwrite=self.options.overwrite,
+        )
+
+    def _written(self, job: Job, future: Future[Path]) -> None:
+        self.slots.release()
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            self.succeeded(job)
+        else:
+            self.failed(job.name, error)
+
+
+@dataclass
+class _Decoded:
+    value: tuple[Job, DecodedImage]
+
+
+def finish_image(decoded: DecodedImage, pixels: np.ndarray, model_scale: int, out_scale: int | None) -> DecodedImage:
+    """Fit the model output to the requested scale and bring the alpha channel along."""
+    height, width = decoded.pixels.shape[:2]
+    target_scale = out_scale or model_scale
+    target = (width * target_scale, height * target_scale)
+    if (pixels.shape[1], pixels.shape[0]) != target:
+        shrinking = pixels.shape[1] > target[0]
+        resized = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+        pixels = np.clip(resized.reshape(target[1], target[0], -1), 0, 1).astype(np.float32)
+    alpha = decoded.alpha
+    if alpha is not None and target_scale != 1:
+        alpha = np.clip(cv2.resize(alpha, target, interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+    return replace(decoded, pixels=pixels, alpha=alpha)
+
+
+def run_pipeline(
+    jobs: list[Job],
+    engines: Sequence[Engine],
+    options: PipelineOptions | None = None,
+    reporter: Reporter | None = None,
+    summary: RunSummary | None = None,
+) -> RunSummary:
+    """Restore every job; failures are collected, never fatal. Ctrl-C stops cleanly (no partial outputs)."""
+    options = options or PipelineOptions()
+    reporter = reporter or SilentReporter()
+    run = _Run(engines, options, reporter)
+    if summary is not None:
+        run.summary = summary
+    started = time.perf_counter()
+    images = [job for job in jobs if job.kind == "image"]
+    videos = [job for job in jobs if job.kind == "video"]
+    reporter.start(len(jobs))
+    try:
+        if images:
+            _run_images(run, images)
+        for job in videos:
+            if run.stop.is_set():
+                break
+            _run_video(run, job)
+    finally:
+        run.summary.seconds += time.perf_counter() - started
+        reporter.stop()
+    return run.summary
+
+
+def _run_images(run: _Run, images: list[Job]) -> None:
+    threads = [threading.Thread(target=run.feed, args=(images,), name="irx-feed", daemon=True)]
+    threads += [
+        threading.Thread(target=run.work, args=(engine,), name=f"irx-engine-{i}", daemon=True)
+        for i, engine in enumerate(run.engines)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.2)
+        if run.fatal is not None:
+            raise run.fatal
+        run.encode_pool.shutdown(wait=True)
+    except BaseException:  # Ctrl-C, or a crash handed over by a worker
+        run.stop.set()
+        # Unblock the feeder and the workers; writes in progress finish (atomically) or are cancelled.
+        run.decoded.put(_DONE)
+        run.encode_pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        run.decode_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_video(run: _Run, job: Job) -> None:
+    from irx.media import video  # noqa: PLC0415 - PyAV is only imported when a video is processed
+
+    options = run.options.video or video.VideoOptions(overwrite=run.options.overwrite)
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        result = video.restore_video(
+            job.source,
+            job.output,
+            _ScaledEngine(run.engines[0], run.options.out_scale),
+            options,
+            on_progress=lambda done, total: run.reporter.video_progress(job.name, done, total),
+        )
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001
+        run.failed(job.name, error)
+        return
+    for warning in getattr(result, "warnings", []) or []:
+        run.reporter.file_failed(job.name, f"warning: {warning}")
+    run.succeeded(job)
+
+
+class _ScaledEngine:
+    """An engine whose output is resized to the requested --scale (video frames have no alpha)."""
+
+    def __init__(self, engine: Engine, out_scale: int | None) -> None:
+        self.engine = engine
+        self.scale = out_scale or engine.scale
+
+    def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        outputs = self.engine.restore(images)
+        if self.scale == self.engine.scale:
+            return outputs
+        results = []
+        for image, out in zip(images, outputs):
+            decoded = DecodedImage(pixels=image, alpha=None, bit_depth=8, format="PNG", exif=None, icc_profile=None)
+            results.append(finish_image(decoded, out, self.engine.scale, self.scale).pixels)
+        return results
+
