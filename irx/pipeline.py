@@ -277,9 +277,10 @@ def _run_images(run: _Run, images: list[Job]) -> None:
         run.encode_pool.shutdown(wait=True)
     except BaseException:  # Ctrl-C, or a crash handed over by a worker
         run.stop.set()
-        # Unblock the feeder and the workers; writes in progress finish (atomically) or are cancelled.
+        # Unblock the feeder and the workers. Images already restored are still written (atomically):
+        # that work is done, and a rerun with --skip-existing resumes after it.
         run.decoded.put(_DONE)
-        run.encode_pool.shutdown(wait=True, cancel_futures=True)
+        run.encode_pool.shutdown(wait=True)
         raise
     finally:
         run.decode_pool.shutdown(wait=False, cancel_futures=True)

@@ -237,3 +237,17 @@ def test_python_m_irx_version():
 
     result = subprocess.run([sys.executable, "-m", "irx", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("irx ")
+
+
+def test_torchrun_ranks_share_the_files(photos, tiny_denoiser, tmp_path, monkeypatch):
+    for i in range(5):
+        write_png(photos / f"s{i}.png", make_image(16, 16, seed=20 + i))
+    out = tmp_path / "out"
+    seen = []
+    for rank in range(2):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", str(rank))
+        summary = json.loads(invoke("denoise", photos, "-o", out, "--model", tiny_denoiser, "--json").stdout)
+        seen.append(set(summary["processed"]))
+    assert seen[0] and seen[1] and not (seen[0] & seen[1])
+    assert len(seen[0] | seen[1]) == 7 and len(list(out.iterdir())) == 7

@@ -203,7 +203,7 @@ def _restore(task: str, options: RestoreOptions) -> None:
     from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
     from irx.cli.progress import RichReporter  # noqa: PLC0415
     from irx.engine import Engine, resolve_devices, validate_engine_options  # noqa: PLC0415
-    from irx.media.sources import plan_jobs  # noqa: PLC0415
+    from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
     from irx.pipeline import PipelineOptions, RunSummary, run_pipeline  # noqa: PLC0415
 
     if task == "run" and not options.model:
@@ -223,6 +223,8 @@ def _restore(task: str, options: RestoreOptions) -> None:
     devices = resolve_devices(device)
 
     suffix = "restored" if task == "run" else task
+    # Under torchrun each process takes its own shard of the files and one GPU (its LOCAL_RANK).
+    rank, world = distributed_shard()
     plan = plan_jobs(
         options.inputs,
         suffix=suffix,
@@ -230,9 +232,12 @@ def _restore(task: str, options: RestoreOptions) -> None:
         recursive=options.recursive,
         out_format=options.out_format,
         skip_existing=options.skip_existing,
+        shard=(rank, world),
     )
     if not plan.jobs and not plan.skipped and not plan.failures:
         raise UsageError(f"no images or videos found in {' '.join(options.inputs)} (use --recursive for sub-folders)")
+    if world > 1 and devices[0].type == "cuda" and len(devices) > 1:
+        devices = [devices[int(os.environ.get("LOCAL_RANK", "0")) % len(devices)]]
 
     show_progress = not (options.quiet or options.json_summary) and stderr.is_terminal
     reporter = RichReporter(stderr, show_progress=show_progress, debug=options.debug)

@@ -79,9 +79,16 @@ def plan_jobs(
     recursive: bool = False,
     out_format: str | None = None,
     skip_existing: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> JobPlan:
-    """Expand inputs into jobs; report missing inputs and skipped outputs instead of stopping."""
+    """Expand inputs into jobs; report missing inputs and skipped outputs instead of stopping.
+
+    `shard=(rank, world)` keeps every world-th input starting at rank (torchrun: one shard per process);
+    it is applied before skipping existing outputs, so every rank sees the same split.
+    """
     plan = JobPlan()
+    rank, world = shard
+    position = -1
     seen_outputs: dict[Path, Path] = {}
     output_is_file = (
         output is not None
@@ -127,6 +134,9 @@ def plan_jobs(
                 plan.failures.append((str(source), f"output {target} is also the output of {seen_outputs[resolved]}"))
                 continue
             seen_outputs[resolved] = source
+            position += 1
+            if position % world != rank:
+                continue
             if target.exists() and skip_existing:
                 plan.skipped.append(str(source))
                 continue
@@ -163,3 +173,13 @@ def _is_within(path: Path, folder: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def distributed_shard() -> tuple[int, int]:
+    """(rank, world size) when launched by torchrun on one or several machines, else (0, 1)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0, 1
+    return (rank, world) if world > 1 and 0 <= rank < world else (0, 1)
