@@ -334,7 +334,14 @@ except ImportError as _error:  # pragma: no cover - only while the package is in
 
 
 def main() -> None:
-    app()
+    """Console entry point; sub-commands' IrxErrors become one line and an exit code here too."""
+    try:
+        app()
+    except IrxError as error:
+        if os.environ.get("IRX_DEBUG"):
+            raise
+        stderr.print(f"[red]error:[/] {error}", soft_wrap=True)
+        sys.exit(error.exit_code)
 
 
 if __name__ == "__main__":

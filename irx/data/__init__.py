@@ -1,0 +1,1 @@
+"""Training-data preparation: ReSyn-style curation (irx.data.curate)."""
