@@ -315,6 +315,7 @@ class _ScaledEngine:
     def __init__(self, engine: Engine, out_scale: int | None) -> None:
         self.engine = engine
         self.scale = out_scale or engine.scale
+        self.fingerprint = f"{engine.fingerprint}:out_x{self.scale}"
 
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = self.engine.restore(images)

@@ -155,3 +155,12 @@ def test_size_requirements_are_met_by_padding(denoiser):
 def test_bad_options_are_usage_errors(denoiser, bad):
     with pytest.raises(UsageError):
         Engine(denoiser, **{"device": "cpu", **bad})
+
+
+def test_fingerprint_follows_the_weights(tiny_denoiser):
+    first = ModelLoader().load_from_file(tiny_denoiser)
+    second = ModelLoader().load_from_file(tiny_denoiser)
+    assert Engine(first, device="cpu").fingerprint == Engine(second, device="cpu").fingerprint
+    with torch.no_grad():
+        next(second.model.parameters()).add_(1e-3)
+    assert Engine(first, device="cpu").fingerprint != Engine(second, device="cpu").fingerprint

@@ -9,6 +9,7 @@ data in the result and no work is skipped.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -76,12 +77,27 @@ class Engine:
         self._lock = threading.Lock()
         self._bytes_per_pixel: float | None = None
         self._batch_broken = False
+        self._fingerprint: str | None = None
         self.descriptor.to(self.device)
         if self.dtype != torch.float32:
             self.descriptor.to(self.dtype)
         self.descriptor.eval()
 
     # ------------------------------------------------------------------ public API
+    @property
+    def fingerprint(self) -> str:
+        """Identifies model weights and numeric settings, so resumed work never mixes two models."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            module = getattr(self.descriptor, "model", None)
+            if isinstance(module, torch.nn.Module):
+                for name, tensor in sorted(module.state_dict().items()):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().float().cpu().numpy().tobytes())
+            arch = getattr(getattr(self.descriptor, "architecture", None), "name", type(self.descriptor).__name__)
+            self._fingerprint = f"{arch}:x{self.scale}:{self.dtype}:{digest.hexdigest()[:16]}"
+        return self._fingerprint
+
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Restore a list of images; same-size neighbours that fit the budget share a batch."""
         results: list[np.ndarray | None] = [None] * len(images)
