@@ -52,3 +52,9 @@ def write_png(path: Path, array: np.ndarray) -> Path:
     data = np.clip(np.rint(array * 255), 0, 255).astype(np.uint8)
     Image.fromarray(data[..., 0] if data.shape[2] == 1 else data).save(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the Hub: default models resolve offline (Hub tests point HF_ENDPOINT at 127.0.0.1)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -327,10 +327,7 @@ def _add_subcommands() -> None:
     app.command(name="eval", help="Measure PSNR/SSIM against baselines on clean images or real pairs.")(eval_command)
 
 
-try:
-    _add_subcommands()
-except ImportError as _error:  # pragma: no cover - only while the package is incomplete
-    logging.getLogger(__name__).debug("subcommands unavailable: %s", _error)
+_add_subcommands()
 
 
 def main() -> None:

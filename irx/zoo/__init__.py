@@ -137,7 +137,7 @@ def resolve(
                 raise
             reason = "irx is offline" if is_offline(offline) else str(exc).split(";")[0]
             warning = f"default model {hub.name} is unavailable ({reason}); using bundled {bundled.name}"
-            log.warning(warning)
+            log.debug(warning)  # shown by the caller (irx.api.load_model warns once)
             path = ensure_local(bundled, catalogue=cat, offline=offline, quiet=quiet)
             return ResolvedModel(path, bundled, warning, "fallback")
     if bundled is not None:

@@ -11,6 +11,8 @@ Facts and their sources (checked with public code and Hub pages, not by download
 - Revisions are ``main`` except OzzyGT/DAT_X4, pinned to the commit a public project pins.
 - No SHA-256 is pinned yet: downloads are checked against the hash the Hub declares (the LFS
   ETag). `irx models info NAME` prints the verified hash after a download, ready to pin here.
+- Hub defaults (``default_for``): SCUNet for denoise, Real-ESRGAN x2/x4 for upscale; they fall back to
+  the bundled LAformer models when offline or unreachable. The other tasks default to bundled models.
 - ``supported=False`` marks weights spandrel cannot load as they are (see each description).
 """
 
@@ -29,11 +31,11 @@ _DEEPINV = "BSD-3-Clause"
 
 def _hub(name: str, tasks: tuple[str, ...], arch: str, scale: int, repo_id: str, filename: str | None,
          license: str, description: str, *, revision: str = "main", supported: bool = True,
-         requires: str | None = None) -> ModelRecord:
+         requires: str | None = None, default_for: tuple[str, ...] = ()) -> ModelRecord:
     return ModelRecord(
         name=name, tasks=tasks, arch=arch, scale=scale, source="hub", filename=filename,
         repo_id=repo_id, revision=revision, sha256=None, license=license, description=description,
-        metrics={}, third_party=True, supported=supported, default_for=(), requires=requires,
+        metrics={}, third_party=True, supported=supported, default_for=default_for, requires=requires,
     )
 
 
@@ -41,7 +43,8 @@ HUB_RECORDS: tuple[ModelRecord, ...] = (
     # ---- denoise
     _hub("scunet-real-psnr", ("denoise",), "SCUNet", 1, "deepinv/scunet", "scunet_color_real_psnr.pth",
          "see model card",
-         "SCUNet trained on realistic noise (PSNR-oriented), colour. Upstream SCUNet code: Apache-2.0."),
+         "SCUNet trained on realistic noise (PSNR-oriented), colour. Upstream SCUNet code: Apache-2.0.",
+         default_for=("denoise",)),
     _hub("drunet-color", ("denoise",), "DRUNet", 1, "deepinv/drunet", "drunet_deepinv_color_finetune_22k.pth",
          _DEEPINV, "DRUNet colour denoiser fine-tuned by deepinv; spandrel fixes its noise level at 15/255."),
     _hub("drunet-gray", ("denoise",), "DRUNet", 1, "deepinv/drunet", "drunet_deepinv_gray_finetune_26k.pth",
@@ -73,9 +76,9 @@ HUB_RECORDS: tuple[ModelRecord, ...] = (
          "which ordinary photos do not have.", supported=False, requires=_EXTRA),
     # ---- upscale
     _hub("realesrgan-x2", ("upscale",), "ESRGAN", 2, "ai-forever/Real-ESRGAN", "RealESRGAN_x2.pth",
-         _SEE_CARD, "Real-ESRGAN x2 (RRDBNet) by ai-forever." + _ESRGAN_UP),
+         _SEE_CARD, "Real-ESRGAN x2 (RRDBNet) by ai-forever." + _ESRGAN_UP, default_for=("upscale",)),
     _hub("realesrgan-x4", ("upscale",), "ESRGAN", 4, "ai-forever/Real-ESRGAN", "RealESRGAN_x4.pth",
-         _SEE_CARD, "Real-ESRGAN x4 (RRDBNet) by ai-forever." + _ESRGAN_UP),
+         _SEE_CARD, "Real-ESRGAN x4 (RRDBNet) by ai-forever." + _ESRGAN_UP, default_for=("upscale",)),
     _hub("realesrgan-x8", ("upscale",), "ESRGAN", 8, "ai-forever/Real-ESRGAN", "RealESRGAN_x8.pth",
          _SEE_CARD, "Real-ESRGAN x8 (RRDBNet) by ai-forever." + _ESRGAN_UP),
     _hub("dat-x2", ("upscale",), "DAT", 2, "OzzyGT/DAT_X2", "DAT_x2.safetensors",
