@@ -1,0 +1,84 @@
+"""Quality of the bundled models against the classical baselines, measured in one run.
+
+For every task: degrade each clean image of the evaluation folder (seeded, per image name), restore it with
+the bundled model and with the task's baselines, and score PSNR/SSIM with BasicSR's conventions (RGB and Y,
+crop border = scale for SR). Writes benchmarks/results/quality.json and a markdown table
+benchmarks/results/quality.md (quoted in docs/results.md).
+
+    python benchmarks/quality.py [--images ../shared/data/photos/eval/color] [--limit N] [--bm3d-limit 4]
+
+BM3D takes minutes per image on a CPU, so it runs on the first --bm3d-limit images only (its own table row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from irx.evaluate import evaluate
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "eval" / "color"
+
+# (label, task, bundled model, degradation parameters, baselines)
+CASES: list[tuple[str, str, str, dict, tuple[str, ...]]] = [
+    ("denoise sigma 15", "denoise", "laformer_tiny_denoise", {"sigma": 15}, ("input", "nlm")),
+    ("denoise sigma 25", "denoise", "laformer_tiny_denoise", {"sigma": 25}, ("input", "nlm")),
+    ("denoise sigma 50", "denoise", "laformer_tiny_denoise", {"sigma": 50}, ("input", "nlm")),
+    ("upscale x2", "upscale", "laformer_tiny_upscale_x2", {"scale": 2}, ("bicubic",)),
+    ("upscale x4", "upscale", "laformer_tiny_upscale_x4", {"scale": 4}, ("bicubic",)),
+    ("dejpeg quality 10", "dejpeg", "laformer_tiny_dejpeg", {"quality": 10}, ("input",)),
+    ("dejpeg quality 20", "dejpeg", "laformer_tiny_dejpeg", {"quality": 20}, ("input",)),
+    ("dejpeg quality 40", "dejpeg", "laformer_tiny_dejpeg", {"quality": 40}, ("input",)),
+    ("deblur (motion 17 px)", "deblur", "laformer_tiny_deblur", {}, ("input", "unsharp", "wiener")),
+    ("derain", "derain", "laformer_tiny_derain", {}, ("input", "median", "guided")),
+    ("dehaze", "dehaze", "laformer_tiny_dehaze", {}, ("input", "dcp")),
+    ("lowlight", "lowlight", "laformer_tiny_lowlight", {}, ("input", "clahe", "gamma")),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--bm3d-limit", type=int, default=0, help="images to run BM3D on (sigma 25 only)")
+    parser.add_argument("--only", nargs="*", help="labels to run (default: all)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for label, task, model, params, baselines in CASES:
+        if args.only and label not in args.only:
+            continue
+        started = time.perf_counter()
+        report = evaluate(args.images, task, model=model, baselines=baselines, params=params, limit=args.limit,
+                          device="cpu", keep_crops=False)
+        results[label] = {"task": task, "model": model, "params": params, "means": report.means(),
+                          "seconds": time.perf_counter() - started, "images": len({r.image for r in report.rows})}
+        print(label, json.dumps(results[label]["means"]), flush=True)
+    if args.bm3d_limit:
+        report = evaluate(args.images, "denoise", model="laformer_tiny_denoise", baselines=("nlm", "bm3d"),
+                          params={"sigma": 25}, limit=args.bm3d_limit, device="cpu", keep_crops=False)
+        results["denoise sigma 25 (BM3D subset)"] = {"task": "denoise", "model": "laformer_tiny_denoise",
+                                                     "params": {"sigma": 25}, "means": report.means(),
+                                                     "images": args.bm3d_limit}
+    (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "quality.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def markdown(results: dict[str, dict]) -> str:
+    lines = ["| case | images | method | PSNR RGB | PSNR Y | SSIM RGB | s/image |", "|---|---|---|---|---|---|---|"]
+    for label, result in results.items():
+        for method, m in result["means"].items():
+            lines.append(
+                f"| {label} | {result['images']} | {method} | {m.get('psnr', float('nan')):.2f} | "
+                f"{m.get('psnr_y', float('nan')):.2f} | {m.get('ssim', float('nan')):.4f} | "
+                f"{m.get('seconds', float('nan')):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
