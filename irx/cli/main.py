@@ -118,21 +118,21 @@ def _make_restore_command(task: str) -> None:
             Optional[OutputFormat], typer.Option("--format", "-f", help="Output image format (default: the input's).")
         ] = None,
         quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality 1-100 (default 95).", min=1, max=100)] = None,
-        offline: Annotated[bool, typer.Option(help="Never touch the network; use cached or bundled models.")] = False,
+        offline: Annotated[bool, typer.Option("--offline", help="Never touch the network; use cached or bundled models.")] = False,
         trust_remote_code: Annotated[
-            bool, typer.Option(help="Allow TorchScript model files (they carry code).")
+            bool, typer.Option("--trust-remote-code", help="Allow TorchScript model files (they carry code).")
         ] = False,
         codec: Annotated[Optional[str], typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1.", rich_help_panel="Video")] = None,
         crf: Annotated[Optional[int], typer.Option(help="Video constant rate factor.", rich_help_panel="Video")] = None,
         preset: Annotated[Optional[str], typer.Option(help="Video encoder preset.", rich_help_panel="Video")] = None,
         pix_fmt: Annotated[Optional[str], typer.Option(help="Video pixel format (default keeps the input's bit depth).", rich_help_panel="Video")] = None,
         no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop audio streams.", rich_help_panel="Video")] = False,
-        resume: Annotated[bool, typer.Option(help="Resume long videos from their last finished segment.", rich_help_panel="Video")] = False,
+        resume: Annotated[bool, typer.Option("--resume", help="Resume long videos from their last finished segment.", rich_help_panel="Video")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")] = False,
         json_summary: Annotated[
             bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
         ] = False,
-        debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     ) -> None:
         options = RestoreOptions(
             inputs=inputs,
