@@ -30,11 +30,11 @@ def build_model(arch: str, variant: str = "tiny", scale: int = 1, in_chans: int 
 
         return build_laformer(variant, scale=scale, in_chans=in_chans, **overrides)
     if name == "rwkvir":
-        try:
-            from irx.archs.rwkvir import build_rwkvir
-        except ImportError as exc:  # only while the module is being written
-            raise ModelError(f"the RWKV-IR architecture is not available ({exc}); reinstall irx") from exc
-        return build_rwkvir(variant, scale=scale, in_chans=in_chans, **overrides)
+        from irx.archs.rwkvir import build_rwkvir
+
+        # The official x2/x4 variants carry their own scale; the default scale=1 must not contradict it.
+        own_scale = None if variant in ("x2", "x4") and scale == 1 else scale
+        return build_rwkvir(variant, scale=own_scale, in_chans=in_chans, **overrides)
     raise ModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
