@@ -19,7 +19,6 @@ import hashlib
 import html
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,8 @@ from .baselines import BASELINES, BaselineUnavailable, baseline
 from .degrade import make_degradation
 from .degrade._util import to_uint8
 from .errors import InputError, ModelError, UsageError
+from .media.atomic import atomic_output
+from .media.image_io import read_image as media_read_image
 from .metrics import psnr, ssim
 from .tasks import TASKS
 
@@ -131,19 +132,8 @@ def image_seed(seed: int, name: str) -> list[int]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as float32 HWC in [0,1]: RGB, or 1 channel for grey images."""
-    data = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise InputError(f"cannot read {path} as an image; check the file")
-    peak = 65535.0 if img.dtype == np.uint16 else 255.0
-    if img.ndim == 2:
-        img = img[:, :, None]
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img.astype(np.float32) / peak
+    """Read an image file as float32 HWC in [0,1] (RGB, or 1 channel for grey), EXIF orientation applied."""
+    return media_read_image(path).pixels
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -409,12 +399,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """Write a report file through irx's atomic output (temp file, then rename)."""
+    with atomic_output(path, overwrite=True) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..media.atomic import atomic_output
 
 __all__ = [
     "BLUR_THRESHOLD",
@@ -210,13 +210,9 @@ def curate(
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """Write a report file through irx's atomic output (temp file, then rename)."""
+    with atomic_output(path, overwrite=True) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_outputs(stats: list[ImageStats], output: str | Path) -> tuple[Path, Path, Path]:
