@@ -251,3 +251,20 @@ def test_torchrun_ranks_share_the_files(photos, tiny_denoiser, tmp_path, monkeyp
         seen.append(set(summary["processed"]))
     assert seen[0] and seen[1] and not (seen[0] & seen[1])
     assert len(seen[0] | seen[1]) == 7 and len(list(out.iterdir())) == 7
+
+
+def test_folder_mixing_images_and_a_video(photos, tiny_denoiser, tmp_path):
+    """`irx denoise folder/` restores the video frame by frame beside the images, audio kept."""
+    import av
+
+    from tests.test_video import make_video
+
+    make_video(photos / "clip.mp4", n=12, size=(32, 24))
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, "-o", out, "--model", tiny_denoiser, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["processed"] == 3
+    with av.open(str(out / "clip.mp4")) as restored, av.open(str(photos / "clip.mp4")) as original:
+        frames = sum(1 for _ in restored.decode(video=0))
+        assert frames == sum(1 for _ in original.decode(video=0)) == 12
+        assert [s.type for s in restored.streams] == [s.type for s in original.streams]
