@@ -54,7 +54,7 @@ class RichReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[extra]}"),
-            _RateColumn("it"),
+            _RateColumn("files"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
@@ -71,7 +71,8 @@ class RichReporter:
     def file_failed(self, name: str, reason: str, detail: str | None = None) -> None:
         is_warning = reason.startswith("warning:")
         label = "[yellow]warning[/]" if is_warning else "[red]failed[/]"
-        text = reason.removeprefix("warning:").strip()
+        # Readers often name the file in their message already; say it once.
+        text = reason.removeprefix("warning:").strip().removeprefix(f"{name}: ")
         self.console.print(f"{label} {escape(name)}: {escape(text)}", highlight=False, soft_wrap=True)
         if detail and self.debug:
             self.console.print(escape(detail), highlight=False)
