@@ -48,6 +48,10 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
+    previous = RESULTS / "quality.json"
+    if args.only and previous.exists():
+        # A partial run (--only) updates its cases and keeps the others' last figures.
+        results = json.loads(previous.read_text())
     for label, task, model, params, baselines in CASES:
         if args.only and label not in args.only:
             continue
@@ -63,6 +67,8 @@ def main() -> None:
         results["denoise sigma 25 (BM3D subset)"] = {"task": "denoise", "model": "laformer_tiny_denoise",
                                                      "params": {"sigma": 25}, "means": report.means(),
                                                      "images": args.bm3d_limit}
+    order = [label for label, *_ in CASES]
+    results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "quality.md").write_text(markdown(results))
     print(markdown(results))

@@ -163,6 +163,23 @@ def test_ema_follows_formula() -> None:
     assert ema.module.weight.item() != model.weight.item()
 
 
+def test_ema_warms_up_so_short_runs_forget_the_initial_weights() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    ema = EMA(model, decay=0.999)
+    assert ema.decay_at(0) == pytest.approx(0.1)
+    assert ema.decay_at(90) == pytest.approx(0.91)
+    assert ema.decay_at(10**6) == pytest.approx(0.999)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = EMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for step in range(1, 201):
+        ema.update(model, step=step)
+    # Plain decay 0.999 would still be at 1 - 0.999**200 = 0.18; the warmed-up average is near 1.
+    assert ema.module.weight.item() > 0.8
+
+
 # ------------------------------------------------------------------ training
 
 

@@ -23,6 +23,9 @@ def train_command(
     export_only: Annotated[
         bool, typer.Option("--export-only", help="Only export the EMA weights of latest.pt (safetensors + JSON).")
     ] = False,
+    export_weights: Annotated[
+        str, typer.Option("--export-weights", help="With --export-only: 'ema' (default) or 'model' (raw weights).")
+    ] = "ema",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     data_root: Annotated[
         Path | None,
@@ -43,7 +46,7 @@ def train_command(
     if output_dir is not None:
         cfg.output.dir = output_dir
     if export_only:
-        weights, record = export_checkpoint(cfg)
+        weights, record = export_checkpoint(cfg, weights=export_weights)
         typer.echo(f"exported {weights} and {record}")
         return
     result = train(cfg, resume=resume, device=device)

@@ -110,8 +110,14 @@ def _zoo_writer() -> Any:
     return write_bundled_record
 
 
-def export_checkpoint(cfg: RunConfig, checkpoint: Path | None = None) -> tuple[Path, Path]:
-    """Export the EMA weights of a run's checkpoint (default: <output.dir>/latest.pt)."""
+def export_checkpoint(cfg: RunConfig, checkpoint: Path | None = None, weights: str = "ema") -> tuple[Path, Path]:
+    """Export the EMA (or, with weights="model", the raw) weights of a run's checkpoint (default latest.pt).
+
+    The raw weights at the end of a cosine cycle are the better choice when the EMA's horizon is long
+    compared with the run (a short CPU run whose average still remembers early weights).
+    """
+    if weights not in ("ema", "model"):
+        raise UsageError(f"weights must be 'ema' or 'model', not {weights!r}")
     path = checkpoint or Path(cfg.output.dir) / CHECKPOINT_NAME
     if not path.is_file():
         raise UsageError(f"no checkpoint at {path}; train first (irx train CONFIG) or check output.dir")
@@ -127,8 +133,12 @@ def export_checkpoint(cfg: RunConfig, checkpoint: Path | None = None) -> tuple[P
         "steps": int(ckpt["step"]),
         "seconds": round(float(ckpt["elapsed"]), 1),
         "git_commit": git_commit(),
+        "weights": weights,
     }
-    return export_state_dict(cfg, ckpt["ema"], metrics, training)
+    if weights == "model":
+        metrics.pop("psnr_val", None)  # validation scored the EMA, not these weights
+    state = {k.removeprefix("module."): v for k, v in ckpt[weights].items()}
+    return export_state_dict(cfg, state, metrics, training)
 
 
 def _config_label(source: Path | None) -> str | None:
