@@ -45,7 +45,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--bm3d-limit", type=int, default=0, help="images to run BM3D on (sigma 25 only)")
     parser.add_argument("--only", nargs="*", help="labels to run (default: all)")
+    parser.add_argument("--part", help="write results/quality.PART.json only (for runs split across processes)")
+    parser.add_argument("--combine", action="store_true", help="merge results/quality.*.json into quality.json/.md")
     args = parser.parse_args()
+    if args.combine:
+        results = {}
+        for part in sorted(RESULTS.glob("quality.*.json")):
+            results.update(json.loads(part.read_text()))
+        write(results)
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     previous = RESULTS / "quality.json"
@@ -67,6 +75,13 @@ def main() -> None:
         results["denoise sigma 25 (BM3D subset)"] = {"task": "denoise", "model": "laformer_tiny_denoise",
                                                      "params": {"sigma": 25}, "means": report.means(),
                                                      "images": args.bm3d_limit}
+    if args.part:
+        (RESULTS / f"quality.{args.part}.json").write_text(json.dumps(results, indent=2) + "\n")
+    else:
+        write(results)
+
+
+def write(results: dict[str, dict]) -> None:
     order = [label for label, *_ in CASES]
     results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
