@@ -15,13 +15,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from irx.errors import ModelError
+from irx.media.atomic import atomic_write_bytes
 from irx.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -139,15 +139,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file through a temporary file and a rename, so it is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=True)
 
 
 def write_bundled_record(
