@@ -14,14 +14,6 @@ from irx.archs.laformer import LAformerUNet, detect_laformer
 from irx.errors import ModelError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models gain nothing from 2 threads, and lose a lot to barrier waits on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _builtin_models() -> dict[str, Callable[[], nn.Module]]:
     """Small instances of a few spandrel built-ins, keyed by the arch id spandrel must report."""

@@ -9,14 +9,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from irx.archs.bi_wkv import bi_wkv, bi_wkv_reference, chunk_length
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's barriers make small ops crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _inputs(b: int, t: int, c: int, k_scale: float, decay_scale: float, seed: int = 0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)

@@ -23,14 +23,6 @@ from irx.archs.laformer import (
 from irx.errors import ModelError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models gain nothing from 2 threads, and lose a lot to barrier waits on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # Small enough to run in milliseconds, but with blocks at full resolution and 2 levels.
 MINI = dict(dim=8, depths=(1, 1), heads=(1, 2), refine_depth=1)
 MINI_SR = dict(dim=8, group_depths=(1,), heads=2)

@@ -16,14 +16,6 @@ from irx.archs.rwkvir import RWKVIR, RWKVIR_VARIANTS, RWKVIRArch, build_rwkvir, 
 from irx.errors import UsageError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's barriers make small ops crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 LAYOUT = Path(__file__).parent / "data" / "rwkvir_state_dict.txt"
 OFFICIAL_PARAMS = {"x2": 20_238_803, "x4": 23_061_459}
