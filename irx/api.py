@@ -160,12 +160,9 @@ def restore(
 
 
 def _run(engine: Engine, pixels: np.ndarray, alpha: np.ndarray | None, scale: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    from irx.media.image_io import DecodedImage  # noqa: PLC0415
-    from irx.pipeline import finish_image  # noqa: PLC0415
+    from irx.pipeline import fit_to_scale  # noqa: PLC0415
 
-    decoded = DecodedImage(pixels=pixels, alpha=alpha, bit_depth=8, format="PNG", exif=None, icc_profile=None)
-    finished = finish_image(decoded, engine.restore_one(pixels), engine.scale, scale)
-    return finished.pixels, finished.alpha
+    return fit_to_scale(engine.restore_one(pixels), alpha, pixels.shape[:2], engine.scale, scale)
 
 
 def _restore_array(array: np.ndarray, engine: Engine, scale: int | None) -> np.ndarray:

@@ -190,8 +190,7 @@ class _Run:
             future.add_done_callback(lambda f, job=job: self._written(job, f))
 
     def _write(self, job: Job, image: DecodedImage) -> Path:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        return write_image(
+        return write_image(  # atomic; creates the output's folders
             job.output,
             image,
             format=self.options.out_format,
@@ -215,18 +214,29 @@ class _Decoded:
     value: tuple[Job, DecodedImage]
 
 
-def finish_image(decoded: DecodedImage, pixels: np.ndarray, model_scale: int, out_scale: int | None) -> DecodedImage:
-    """Fit the model output to the requested scale and bring the alpha channel along."""
-    height, width = decoded.pixels.shape[:2]
+def fit_to_scale(
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    source_size: tuple[int, int],
+    model_scale: int,
+    out_scale: int | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resize a model output (and the source's alpha) to source (height, width) x the requested scale."""
+    height, width = source_size
     target_scale = out_scale or model_scale
     target = (width * target_scale, height * target_scale)
     if (pixels.shape[1], pixels.shape[0]) != target:
         shrinking = pixels.shape[1] > target[0]
         resized = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
         pixels = np.clip(resized.reshape(target[1], target[0], -1), 0, 1).astype(np.float32)
-    alpha = decoded.alpha
     if alpha is not None and target_scale != 1:
         alpha = np.clip(cv2.resize(alpha, target, interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+    return pixels, alpha
+
+
+def finish_image(decoded: DecodedImage, pixels: np.ndarray, model_scale: int, out_scale: int | None) -> DecodedImage:
+    """Fit the model output to the requested scale and bring the alpha channel along."""
+    pixels, alpha = fit_to_scale(pixels, decoded.alpha, decoded.pixels.shape[:2], model_scale, out_scale)
     return replace(decoded, pixels=pixels, alpha=alpha)
 
 
@@ -291,8 +301,7 @@ def _run_video(run: _Run, job: Job) -> None:
 
     options = run.options.video or video.VideoOptions(overwrite=run.options.overwrite)
     try:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        result = video.restore_video(
+        result = video.restore_video(  # atomic; creates the output's folders
             job.source,
             job.output,
             _ScaledEngine(run.engines[0], run.options.out_scale),
@@ -321,9 +330,8 @@ class _ScaledEngine:
         outputs = self.engine.restore(images)
         if self.scale == self.engine.scale:
             return outputs
-        results = []
-        for image, out in zip(images, outputs):
-            decoded = DecodedImage(pixels=image, alpha=None, bit_depth=8, format="PNG", exif=None, icc_profile=None)
-            results.append(finish_image(decoded, out, self.engine.scale, self.scale).pixels)
-        return results
+        return [
+            fit_to_scale(out, None, image.shape[:2], self.engine.scale, self.scale)[0]
+            for image, out in zip(images, outputs)
+        ]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from rich.console import Console
 from rich.markup import escape
@@ -99,7 +98,3 @@ class RichReporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
-
-def format_seconds(seconds: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 60 else f"{seconds:.1f}s"

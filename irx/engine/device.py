@@ -102,9 +102,6 @@ def release_cached_memory(device: torch.device) -> None:
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, torch.cuda.OutOfMemoryError):
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
         return True
-    message = str(error).lower()
-    return isinstance(error, (RuntimeError, MemoryError)) and (
-        "out of memory" in message or isinstance(error, MemoryError)
-    )
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
