@@ -10,7 +10,7 @@ from PIL import Image
 from irx.degrade import DEFAULT_EVAL_PARAMS, DEFAULT_TRAIN_PARAMS, make_degradation
 from irx.degrade.blur import disk_kernel, motion_kernel
 from irx.degrade.resize import downsample, upsample
-from irx.degrade.weather import rain_layer
+from irx.degrade.weather import rain_layer, synthetic_depth
 from irx.errors import UsageError
 from irx.tasks import TASKS
 
@@ -245,3 +245,28 @@ def test_grey_images_keep_their_layout(task):
     s = deg.scale
     assert out2d.shape == (48 // s, 64 // s)
     assert np.array_equal(out2d, out3d[:, :, 0])
+
+
+def test_haze_depth_context_makes_the_image_a_window_of_a_larger_scene():
+    h, w = 24, 32
+    whole = synthetic_depth(h, w, np.random.default_rng(3))
+    assert whole.min() == 0.0 and whole.max() == pytest.approx(1.0)
+    rng = np.random.default_rng(3)
+    window = synthetic_depth(h, w, rng, context=4.0)
+    # The same draws give the 4x canvas, then the window's corner: the window is a crop of it.
+    rng = np.random.default_rng(3)
+    canvas = synthetic_depth(4 * h, 4 * w, rng)
+    top, left = int(rng.integers(0, 3 * h + 1)), int(rng.integers(0, 3 * w + 1))
+    assert np.array_equal(window, canvas[top : top + h, left : left + w])
+    # A window of a larger scene spans a small part of the depth range, on average.
+    spans = [np.ptp(synthetic_depth(h, w, np.random.default_rng(s), context=8.0)) for s in range(20)]
+    assert np.mean(spans) < 0.4
+
+
+def test_haze_context_range_is_drawn_for_training_and_fixed_for_evaluation():
+    clean = _texture()
+    evaluation = make_degradation("dehaze")
+    assert evaluation.params["context"] == 1.0
+    train = make_degradation("dehaze", beta=1.5, airlight=0.9, context=(1.0, 12.0))
+    _, info = train.degrade(clean, np.random.default_rng(5))
+    assert 1.0 <= info["context"] <= 12.0

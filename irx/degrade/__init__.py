@@ -19,7 +19,9 @@ Sigmas are in 0-255 units. The parameters of each task:
   radius, px), sigma (noise added after blurring)
 - derain: density (drops per pixel), length (px), angle (degrees from vertical), width
   (Gaussian sigma across a streak, px), intensity, blend ("screen" | "additive")
-- dehaze: beta (scattering coefficient; depth is in [0, 1]), airlight (A)
+- dehaze: beta (scattering coefficient; depth is in [0, 1]), airlight (A), context (1: the
+  depth ramp spans the image, as for a whole photo; k > 1: the image is a window of a scene k
+  times larger, which is what a training crop of a hazy photo is)
 - upscale: scale (2, 3, 4), kernel ("bicubic" = MATLAB imresize | "area")
 - dejpeg: quality (1-100, OpenCV libjpeg, 4:2:0)
 - lowlight: exposure, gamma, peak, sigma (see irx.degrade.light)
@@ -58,7 +60,7 @@ DEFAULT_TRAIN_PARAMS: dict[str, dict[str, Any]] = {
                "sigma": (0.0, 2.0)},
     "derain": {"density": (0.0005, 0.005), "length": (10.0, 40.0), "angle": (-30.0, 30.0),
                "width": (0.3, 1.2), "intensity": (0.4, 1.0), "blend": "screen"},
-    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0)},
+    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0), "context": (1.0, 12.0)},
     "upscale": {"scale": 2, "kernel": "bicubic"},
     "dejpeg": {"quality": (10, 60)},
     "lowlight": {"exposure": (0.05, 0.35), "gamma": (1.0, 1.6), "peak": (200.0, 3000.0),
@@ -84,7 +86,7 @@ PARAM_TYPES: dict[str, dict[str, type]] = {
     "deblur": {"kind": str, "size": int, "radius": float, "sigma": float},
     "derain": {"density": float, "length": float, "angle": float, "width": float,
                "intensity": float, "blend": str},
-    "dehaze": {"beta": float, "airlight": float},
+    "dehaze": {"beta": float, "airlight": float, "context": float},
     "upscale": {"scale": int, "kernel": str},
     "dejpeg": {"quality": int},
     "lowlight": {"exposure": float, "gamma": float, "peak": float, "sigma": float},
@@ -95,6 +97,7 @@ _FALLBACK: dict[str, dict[str, Any]] = {
     "denoise": {"noise": "gaussian", "peak": 100.0},
     "deblur": {"kind": "motion", "size": 21, "radius": 3.0, "sigma": 0.0},
     "derain": {"blend": "screen"},
+    "dehaze": {"context": 1.0},
     "upscale": {"kernel": "bicubic"},
 }
 
@@ -138,7 +141,7 @@ def _derain(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarra
 
 
 def _dehaze(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    depth = synthetic_depth(x.shape[0], x.shape[1], rng)
+    depth = synthetic_depth(x.shape[0], x.shape[1], rng, p["context"])
     return add_haze(x, depth, p["beta"], p["airlight"]), {}
 
 

@@ -6,7 +6,8 @@ clipping hard; or "additive": I + R, clipped).
 
 Haze: the atmospheric scattering model I = J t + A (1 - t) with t = exp(-beta d). There is no
 depth for ordinary photos, so d is synthetic: a vertical gradient (far at the top, as in most
-outdoor scenes) with a random tilt, mixed with smooth low-frequency noise, scaled to [0, 1].
+outdoor scenes) with a random tilt, mixed with smooth low-frequency noise, scaled to [0, 1]
+over a canvas `context` times the image's size, of which the image is a random window.
 """
 
 from __future__ import annotations
@@ -64,18 +65,29 @@ def add_rain(img: np.ndarray, rain: np.ndarray, intensity: float, blend: str) ->
     raise ValueError(f"unknown rain blend {blend!r}; use 'screen' or 'additive'")
 
 
-def synthetic_depth(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A smooth pseudo depth map in [0, 1] (1 = far)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    yy /= max(h - 1, 1)
-    xx /= max(w - 1, 1)
+def synthetic_depth(h: int, w: int, rng: np.random.Generator, context: float = 1.0) -> np.ndarray:
+    """A smooth pseudo depth map (1 = far) for an h x w image.
+
+    With context 1 the map spans [0, 1] over the image itself, as when a whole photo is hazed
+    for evaluation. With context k > 1 the image is a random window of a scene k times larger
+    (the map is drawn for the large canvas and cropped), so a training patch sees the gentle,
+    partial depth ramp that a patch of a hazed photo has, not a full near-to-far ramp of its own.
+    """
+    ch, cw = max(h, round(h * context)), max(w, round(w * context))
+    yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    yy /= max(ch - 1, 1)
+    xx /= max(cw - 1, 1)
     gradient = (1.0 - yy) + rng.uniform(-0.4, 0.4) * (xx - 0.5)
     cells = int(rng.integers(3, 7))
     coarse = rng.random((cells, cells)).astype(np.float32)
-    blobs = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    blobs = cv2.resize(coarse, (cw, ch), interpolation=cv2.INTER_CUBIC)
     d = 0.7 * gradient + 0.3 * blobs
     d -= d.min()
-    return d / max(float(d.max()), 1e-6)
+    d /= max(float(d.max()), 1e-6)
+    if (ch, cw) == (h, w):
+        return d
+    top, left = int(rng.integers(0, ch - h + 1)), int(rng.integers(0, cw - w + 1))
+    return np.ascontiguousarray(d[top : top + h, left : left + w])
 
 
 def add_haze(img: np.ndarray, depth: np.ndarray, beta: float, airlight: float) -> np.ndarray:
