@@ -60,7 +60,7 @@ DEFAULT_TRAIN_PARAMS: dict[str, dict[str, Any]] = {
                "sigma": (0.0, 2.0)},
     "derain": {"density": (0.0005, 0.005), "length": (10.0, 40.0), "angle": (-30.0, 30.0),
                "width": (0.3, 1.2), "intensity": (0.4, 1.0), "blend": "screen"},
-    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0), "context": (1.0, 12.0)},
+    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0)},
     "upscale": {"scale": 2, "kernel": "bicubic"},
     "dejpeg": {"quality": (10, 60)},
     "lowlight": {"exposure": (0.05, 0.35), "gamma": (1.0, 1.6), "peak": (200.0, 3000.0),
