@@ -38,6 +38,21 @@ CASES: list[tuple[str, str, str, dict, tuple[str, ...]]] = [
     ("lowlight", "lowlight", "laformer_tiny_lowlight", {}, ("input", "clahe", "gamma")),
 ]
 
+# Issue #6's quality targets: (case, [(reference method or "best classical", required margin in dB)]).
+# "best classical" is the best non-input baseline of the case, except oracles: the Wiener filter is
+# given the true blur kernel, so it is an upper reference, not a blind competitor.
+ORACLES = {"wiener"}
+TARGETS: list[tuple[str, list[tuple[str, float]]]] = [
+    ("denoise sigma 25", [("nlm", 1.0)]),
+    ("upscale x2", [("bicubic", 1.5)]),
+    ("upscale x4", [("bicubic", 0.8)]),
+    ("dejpeg quality 20", [("input", 1.0)]),
+    ("deblur (motion 17 px)", [("input", 2.0), ("best classical", 0.0)]),
+    ("derain", [("input", 2.0), ("best classical", 0.0)]),
+    ("dehaze", [("input", 2.0), ("best classical", 0.0)]),
+    ("lowlight", [("input", 2.0), ("best classical", 0.0)]),
+]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,8 +100,9 @@ def write(results: dict[str, dict]) -> None:
     order = [label for label, *_ in CASES]
     results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(markdown(results))
+    (RESULTS / "quality.md").write_text(markdown(results) + "\n" + targets_markdown(results))
     print(markdown(results))
+    print(targets_markdown(results))
 
 
 def markdown(results: dict[str, dict]) -> str:
@@ -98,6 +114,27 @@ def markdown(results: dict[str, dict]) -> str:
                 f"{m.get('psnr_y', float('nan')):.2f} | {m.get('ssim', float('nan')):.4f} | "
                 f"{m.get('seconds', float('nan')):.2f} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def targets_markdown(results: dict[str, dict]) -> str:
+    """One row per target: the model's RGB PSNR, the reference's, the margin asked for and got."""
+    lines = ["| case | model | reference | model PSNR | reference PSNR | gain | required | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, wanted in TARGETS:
+        if label not in results:
+            continue
+        model, means = results[label]["model"], results[label]["means"]
+        for reference, margin in wanted:
+            if reference == "best classical":
+                classical = {k: v["psnr"] for k, v in means.items() if k not in {model, "input", *ORACLES}}
+                if not classical:
+                    continue
+                reference = max(classical, key=classical.__getitem__)
+            gain = means[model]["psnr"] - means[reference]["psnr"]
+            verdict = "met" if gain >= margin and gain > 0 else "missed"
+            lines.append(f"| {label} | {model} | {reference} | {means[model]['psnr']:.2f} | "
+                         f"{means[reference]['psnr']:.2f} | {gain:+.2f} | +{margin:.1f} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
