@@ -32,7 +32,7 @@ from .baselines import BASELINES, BaselineUnavailable, baseline
 from .degrade import make_degradation
 from .degrade._util import to_uint8
 from .errors import InputError, ModelError, UsageError
-from .media.atomic import atomic_output
+from .media.atomic import atomic_write_with
 from .media.image_io import read_image as media_read_image
 from .metrics import psnr, ssim
 from .tasks import TASKS
@@ -102,7 +102,7 @@ class EvalReport:
                     wr.writerow([r.image, r.method, *(_fmt(getattr(r, k)) for k in METRICS)])
                 for m, vals in self.means().items():
                     wr.writerow(["(mean)", m, *(_fmt(vals[k]) for k in METRICS)])
-        _atomic_write(Path(path), write)
+        atomic_write_with(path, write, overwrite=True)
 
     def rich_table(self):  # -> rich.table.Table
         from rich.table import Table
@@ -122,7 +122,7 @@ class EvalReport:
     def write_html(self, path: str | Path) -> None:
         """A self-contained HTML page: the means table and, per image, degraded / restored /
         clean crops side by side (PNG, base64-embedded) with each method's PSNR."""
-        _atomic_write(Path(path), lambda p: p.write_text(_html(self), encoding="utf-8"))
+        atomic_write_with(path, lambda p: p.write_text(_html(self), encoding="utf-8"), overwrite=True)
 
 
 def image_seed(seed: int, name: str) -> list[int]:
@@ -397,9 +397,4 @@ def _jsonable(obj: Any) -> Any:
         return _jsonable(obj.item())
     return obj
 
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write a report file through irx's atomic output (temp file, then rename)."""
-    with atomic_output(path, overwrite=True) as tmp:
-        write(tmp)
 

@@ -16,6 +16,7 @@ from irx.media import (
     OutputExistsError,
     atomic_output,
     atomic_write_bytes,
+    atomic_write_with,
     cleanup_stale_temps,
     is_temp_name,
 )
@@ -89,6 +90,24 @@ def test_file_appearing_during_the_write_is_not_replaced(tmp_path):
         dest.write_bytes(b"theirs")  # another process got there first
     assert dest.read_bytes() == b"theirs"
     assert _names(tmp_path) == ["race.png"]
+
+
+def test_write_callback_gets_a_temp_with_the_suffix_and_failures_leave_dest_alone(tmp_path):
+    dest = tmp_path / "report.csv"
+    dest.write_text("old", encoding="utf-8")
+    seen = []
+
+    def fail(tmp: Path) -> None:
+        seen.append(tmp)
+        tmp.write_text("half", encoding="utf-8")
+        raise RuntimeError("writer broke")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_with(dest, fail, overwrite=True)
+    assert seen[0] != dest and seen[0].suffix == ".csv"
+    assert dest.read_text(encoding="utf-8") == "old" and _names(tmp_path) == ["report.csv"]
+    assert atomic_write_with(dest, lambda tmp: tmp.write_text("new", encoding="utf-8"), overwrite=True) == dest
+    assert dest.read_text(encoding="utf-8") == "new" and _names(tmp_path) == ["report.csv"]
 
 
 def test_missing_parent_folders_are_created(tmp_path):

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..media.atomic import atomic_output
+from ..media.atomic import atomic_write_with
 
 __all__ = [
     "BLUR_THRESHOLD",
@@ -209,19 +209,12 @@ def curate(
     return results
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write a report file through irx's atomic output (temp file, then rename)."""
-    with atomic_output(path, overwrite=True) as tmp:
-        write(tmp)
-
-
 def write_outputs(stats: list[ImageStats], output: str | Path) -> tuple[Path, Path, Path]:
     """Write the kept paths (one per line) to `output`, the TSV manifest beside it
     (<stem>.manifest.tsv) and a complexity histogram (<stem>.hist.png)."""
     out = Path(output)
     manifest = out.with_suffix(".manifest.tsv")
     hist = out.with_suffix(".hist.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     def write_list(p: Path) -> None:
         p.write_text("".join(f"{s.path}\n" for s in stats if s.kept), encoding="utf-8")
@@ -238,9 +231,9 @@ def write_outputs(stats: list[ImageStats], output: str | Path) -> tuple[Path, Pa
                                int(v) if isinstance(v, bool) else v)
                 wr.writerow(row)
 
-    _atomic_write(out, write_list)
-    _atomic_write(manifest, write_tsv)
-    _atomic_write(hist, lambda p: _plot_histogram(stats, p))
+    atomic_write_with(out, write_list, overwrite=True)
+    atomic_write_with(manifest, write_tsv, overwrite=True)
+    atomic_write_with(hist, lambda p: _plot_histogram(stats, p), overwrite=True)
     return out, manifest, hist
 
 

@@ -6,6 +6,7 @@ from irx.media.atomic import (
     OutputExistsError,
     atomic_output,
     atomic_write_bytes,
+    atomic_write_with,
     cleanup_stale_temps,
     is_temp_name,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "OutputExistsError",
     "atomic_output",
     "atomic_write_bytes",
+    "atomic_write_with",
     "cleanup_stale_temps",
     "decode_image_bytes",
     "encode_image",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ __all__ = [
     "OutputExistsError",
     "atomic_output",
     "atomic_write_bytes",
+    "atomic_write_with",
     "cleanup_stale_temps",
     "is_temp_name",
 ]
@@ -153,6 +154,15 @@ def atomic_write_bytes(dest: Path | str, data: bytes, overwrite: bool = False) -
     dest = Path(dest)
     with atomic_output(dest, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         f.write(data)
+    return dest
+
+
+def atomic_write_with(dest: Path | str, write: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Call ``write(tmp)`` on a temporary path next to ``dest``, then rename it onto ``dest``
+    (for writers that want a path, such as csv, matplotlib or Path.write_text)."""
+    dest = Path(dest)
+    with atomic_output(dest, overwrite=overwrite) as tmp:
+        write(tmp)
     return dest
 
 

@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 from irx.errors import UsageError
+from irx.media.atomic import atomic_write_bytes
 from irx.train.config import RunConfig
-from irx.train.trainer import CHECKPOINT_NAME, atomic_write_bytes, load_checkpoint
+from irx.train.trainer import CHECKPOINT_NAME, load_checkpoint
 
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "zoo" / "weights"
 
@@ -90,7 +91,7 @@ def export_state_dict(
         "irx_task": cfg.task,
     }
     weights = folder / f"{name}.safetensors"
-    atomic_write_bytes(weights, safetensors_save(tensors, metadata=metadata))
+    atomic_write_bytes(weights, safetensors_save(tensors, metadata=metadata), overwrite=True)
     record = build_record(cfg, name, sha256_file(weights), metrics, training)
     record_path = folder / f"{name}.json"
     writer = _zoo_writer()
@@ -98,7 +99,7 @@ def export_state_dict(
         # The zoo's writer validates every field and re-checks the hash.
         record_path = Path(writer(record, folder))
     else:
-        atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode())
+        atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode(), overwrite=True)
     return weights, record_path
 
 

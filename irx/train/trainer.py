@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from irx.errors import UsageError
+from irx.media.atomic import atomic_write_bytes
 from irx.train.config import RunConfig
 from irx.train.data import (
     BatchMaker,
@@ -132,24 +133,11 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """torch.save `state` atomically: a crash leaves the previous checkpoint intact."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), overwrite=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -572,7 +560,7 @@ def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow(_csv_row(row))
-    atomic_write_bytes(path, text.getvalue().encode())
+    atomic_write_bytes(path, text.getvalue().encode(), overwrite=True)
 
 
 def append_log(path: Path, row: dict[str, Any]) -> None:
@@ -626,4 +614,4 @@ def write_plot(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), overwrite=True)
