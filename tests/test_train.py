@@ -284,3 +284,66 @@ def test_exported_laformer_loads_through_spandrel(data: Path) -> None:
         expected = trainer.ema.module(x)
         got = loaded.model.eval()(x)
     assert loaded.scale == 1 and torch.allclose(got, expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------ time limit
+
+
+def test_plan_iterations_fits_the_time_left_within_bounds() -> None:
+    from irx.train.trainer import plan_iterations
+
+    assert plan_iterations(120, rate=10.0, seconds_left=60.0, cap=10_000, margin=0.95) == 120 + 570
+    assert plan_iterations(120, rate=10.0, seconds_left=60.0, cap=500) == 500  # never past the recipe's cap
+    assert plan_iterations(120, rate=10.0, seconds_left=-5.0, cap=500) == 121  # out of time: one more step
+
+
+class ClockedTrainer(Trainer):
+    """Each training step takes `step_seconds` of a fake clock (slower after `slow_from`)."""
+
+    def __init__(self, *args: Any, clock: list[float], slow_from: int = 10**9, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self.slow_from = slow_from
+
+    def train_step(self, degraded: torch.Tensor, clean: torch.Tensor) -> float:
+        self.clock[0] += 3.0 if self.step >= self.slow_from else 1.0
+        return super().train_step(degraded, clean)
+
+
+def test_time_limit_plans_the_schedule_to_end_in_time(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("irx.train.trainer.time.perf_counter", lambda: clock[0])
+    cfg = make_config(data, iterations=1000, time_limit=150.0, warmup=130, ckpt_every=1000, log_every=10)
+    trainer = ClockedTrainer(cfg, device="cpu", model_factory=tiny_model, quiet=True, clock=clock)
+    result = trainer.fit()
+    # 1 step/s measured over steps 20-120, 30 s left at step 120: 120 + int(30 * 0.95) = 148.
+    assert result.step == 148 and not result.stopped_by_time
+    ckpt = load_checkpoint(trainer.ckpt_path)
+    assert ckpt["step"] == 148 and ckpt["config"]["train"]["iterations"] == 148
+    # The cosine ended at the planned step: the last update ran at (nearly) min_lr.
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr_at(148, 1e-3, 1e-6, 130, 148))
+    assert lr_at(147, 1e-3, 1e-6, 130, 148) < 1e-5
+
+
+def test_time_limit_stops_early_and_saves_when_steps_slow_down(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("irx.train.trainer.time.perf_counter", lambda: clock[0])
+    cfg = make_config(data, iterations=1000, time_limit=150.0, warmup=130, ckpt_every=1000, log_every=1)
+    trainer = ClockedTrainer(cfg, device="cpu", model_factory=tiny_model, quiet=True, clock=clock, slow_from=120)
+    result = trainer.fit()
+    # Planned 148 at step 120 (t = 120), then 3 s per step: the deadline (t = 150) falls at step 130.
+    assert result.stopped_by_time and result.step == 130
+    assert load_checkpoint(trainer.ckpt_path)["step"] == 130
+    assert read_log(trainer.out_dir / LOG_NAME)[-1]["step"] == 130
+
+
+def test_time_limit_option_parses_durations() -> None:
+    from irx.cli.train import parse_duration
+
+    assert parse_duration("90") == 90.0
+    assert parse_duration("90s") == 90.0
+    assert parse_duration("8m") == 480.0
+    assert parse_duration("1.5h") == 5400.0
+    for bad in ("soon", "-3m", "0", "m"):
+        with pytest.raises(UsageError):
+            parse_duration(bad)

@@ -282,7 +282,9 @@ LAFORMER_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "sr": dict(dim=32, group_depths=(2, 2, 2), heads=2, ffn_expansion=2.0),
     },
     "small": {
-        "unet": dict(dim=24, depths=(2, 2, 3, 4), heads=(1, 2, 4, 8), refine_depth=2, ffn_expansion=2.0),
+        # Like tiny, no blocks at full resolution: 3.4M parameters at a quarter of the CPU time that
+        # depths (2, 2, 3, 4) + 2 refinement blocks take (2.6 s vs 10.6 s for 768x512 on 2 cores).
+        "unet": dict(dim=24, depths=(0, 2, 3, 4), heads=(1, 2, 4, 8), refine_depth=0, ffn_expansion=2.0),
         "sr": dict(dim=96, group_depths=(4, 4, 4, 4), heads=4, ffn_expansion=2.0),
     },
     "base": {

@@ -8,6 +8,24 @@ from typing import Annotated
 
 import typer
 
+from irx.errors import UsageError
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90', '90s', '8m' or '1.5h'."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], None)
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise UsageError(f"bad duration {text!r}; use e.g. 90s, 8m or 1.5h") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise UsageError(f"the duration must be positive, got {text!r}")
+    return seconds
+
 
 def train_command(
     config: Annotated[
@@ -19,6 +37,11 @@ def train_command(
     ] = False,
     iterations: Annotated[
         int | None, typer.Option("--iterations", "-n", min=1, help="Override train.iterations.")
+    ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option("--time-limit", help="Wall-clock budget, e.g. 90s, 8m, 1.5h (plain numbers are seconds): "
+                     "the run measures its speed and plans its iterations (at most train.iterations) to end in time."),
     ] = None,
     export_only: Annotated[
         bool, typer.Option("--export-only", help="Only export the EMA weights of latest.pt (safetensors + JSON).")
@@ -42,7 +65,8 @@ def train_command(
     """
     from irx.train import export_checkpoint, load_config, train
 
-    cfg = load_config(config, data_root=data_root, iterations=iterations)
+    seconds = parse_duration(time_limit) if time_limit is not None else None
+    cfg = load_config(config, data_root=data_root, iterations=iterations, time_limit=seconds)
     if output_dir is not None:
         cfg.output.dir = output_dir
     if export_only:
@@ -54,6 +78,9 @@ def train_command(
         return  # under torchrun only rank 0 reports
     if result.exported is not None:
         typer.echo(f"exported {result.exported[0]} and {result.exported[1]}")
+    if result.stopped_by_time:
+        typer.echo(f"stopped by the time limit at step {result.step} of {cfg.train.iterations}; "
+                   f"continue with --resume --iterations {cfg.train.iterations}")
     if result.val_psnr is not None:
         typer.echo(f"done: {result.step} steps, validation PSNR {result.val_psnr:.3f} dB, {result.seconds / 60:.1f} min")
     else:

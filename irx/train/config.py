@@ -88,6 +88,9 @@ class TrainConfig:
     log_every: int = 25
     amp: str = "bf16"
     threads: int = 0
+    # Wall-clock budget in seconds (0 = none): after a short probe of the step rate, the run
+    # plans its iteration count (capped by `iterations`) so the cosine schedule ends in time.
+    time_limit: float = 0.0
 
 
 @dataclass
@@ -159,8 +162,9 @@ def load_config(
     config: str | Path,
     data_root: str | Path | None = None,
     iterations: int | None = None,
+    time_limit: float | None = None,
 ) -> RunConfig:
-    """Read and validate a recipe; `data_root` and `iterations` override the file."""
+    """Read and validate a recipe; `data_root`, `iterations` and `time_limit` override the file."""
     path = resolve_recipe(config)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -171,6 +175,10 @@ def load_config(
         if iterations < 1:
             raise UsageError("--iterations must be at least 1")
         cfg.train.iterations = iterations
+    if time_limit is not None:
+        if time_limit < 0:
+            raise UsageError("--time-limit must be >= 0")
+        cfg.train.time_limit = float(time_limit)
     return cfg
 
 
@@ -293,6 +301,7 @@ def _validate(cfg: RunConfig) -> None:
     need(t.loss in ("l1", "charbonnier"), f"train.loss must be l1 or charbonnier, got {t.loss!r}")
     need(t.amp in ("off", "bf16", "fp16"), f"train.amp must be off, bf16 or fp16, got {t.amp!r}")
     need(all(b > 0 for b in (t.val_every, t.ckpt_every, t.log_every)), "train.val_every, ckpt_every and log_every must be >= 1")
+    need(t.time_limit >= 0, "train.time_limit must be >= 0 seconds (0 = no limit)")
     need(t.warmup >= 0 and t.threads >= 0 and t.grad_clip >= 0, "train.warmup, threads and grad_clip must be >= 0")
     need(all(0 <= b < 1 for b in t.betas), "train.betas must be two numbers in [0, 1)")
     bad = [task for task in cfg.output.default_for if task not in TASKS]

@@ -87,6 +87,47 @@ def lr_at(step: int, lr: float, min_lr: float, warmup: int, total: int) -> float
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+class TimeBudget:
+    """Fits a run into a wall-clock budget: plans the iteration count from the measured step rate.
+
+    The rate is measured over `probe` steps after `skip` warm-up steps (data-loader start, CUDA
+    initialisation). The planned count then fixes the cosine schedule; with train.warmup at least
+    skip + probe, the schedule before the plan does not depend on it. `expired` is the backstop
+    when steps slow down later (validation, a busy machine).
+    """
+
+    def __init__(self, seconds: float, started: float, first_step: int, skip: int = 20, probe: int = 100,
+                 margin: float = 0.95) -> None:
+        self.deadline = started + seconds
+        self.probe_from = first_step + skip
+        self.probe_to = self.probe_from + probe
+        self.margin = margin
+        self.probe_start: float | None = None
+        self.planned: int | None = None
+        self.rate: float | None = None
+
+    def observe(self, step: int, now: float, cap: int) -> int | None:
+        """Call after each step; returns the planned iteration count once, at the end of the probe."""
+        if self.planned is not None:
+            return None
+        if step == self.probe_from:
+            self.probe_start = now
+        elif step == self.probe_to and self.probe_start is not None:
+            self.rate = (self.probe_to - self.probe_from) / max(1e-9, now - self.probe_start)
+            self.planned = plan_iterations(step, self.rate, self.deadline - now, cap, self.margin)
+            return self.planned
+        return None
+
+    def expired(self, now: float) -> bool:
+        return now >= self.deadline
+
+
+def plan_iterations(step: int, rate: float, seconds_left: float, cap: int, margin: float = 0.95) -> int:
+    """Iterations that fit `seconds_left` at `rate` steps/s (times `margin`), at least step + 1, at most `cap`."""
+    more = int(max(0.0, seconds_left) * rate * margin)
+    return max(step + 1, min(cap, step + more))
+
+
 class EMA:
     """Exponential moving average of a model's weights: ema = d * ema + (1 - d) * param.
 
@@ -159,6 +200,7 @@ class TrainResult:
     checkpoint: Path
     history: list[dict[str, Any]] = field(default_factory=list)
     exported: tuple[Path, Path] | None = None  # (weights, record), set by irx.train.train
+    stopped_by_time: bool = False  # train.time_limit ran out before the planned last step
 
 
 class Trainer:
@@ -192,6 +234,7 @@ class Trainer:
         self.last_val: float | None = None
         self.best_val: float | None = None
         self.input_val: float | None = None
+        self.stopped_by_time = False  # set when train.time_limit ran out before the planned end
 
     @property
     def is_main(self) -> bool:
@@ -232,6 +275,8 @@ class Trainer:
         )
         self.criterion = loss_fn(t.loss)
         self.amp_dtype: torch.dtype | None = None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed patch sizes: let cuDNN pick its fastest kernels
         if self.device.type == "cuda" and t.amp != "off":
             self.amp_dtype = torch.bfloat16 if t.amp == "bf16" else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -432,6 +477,7 @@ class Trainer:
         `stop_at` interrupts the run after that step (checkpoint saved), as a crash would,
         without changing the schedule.
         """
+        fit_started = time.perf_counter()  # the time limit counts data loading too
         self.build()
         if resume:
             if self.ckpt_path.is_file():
@@ -447,6 +493,7 @@ class Trainer:
         t = self.cfg.train
         total = t.iterations
         stop = total if stop_at is None else min(total, stop_at)
+        budget = TimeBudget(t.time_limit, fit_started, self.step) if t.time_limit > 0 else None
         self.model.train()
         progress = _Progress(self, total) if self.is_main and not self.quiet else None
         last_tick = time.perf_counter()
@@ -463,7 +510,25 @@ class Trainer:
                 self.elapsed += now - last_tick
                 last_tick = now
                 done = self.step
-                is_val = done % t.val_every == 0 or done == total
+                if budget is not None:
+                    planned = budget.observe(done, now, total)
+                    if planned is not None:
+                        # Every DDP rank takes rank 0's plan, so all stop at the same step.
+                        planned = self._agree(planned)
+                        # The scheduler's lambda reads t.iterations: the cosine now ends at `planned`.
+                        total = t.iterations = planned
+                        stop = min(stop, total)
+                        if progress:
+                            progress.set_total(total)
+                        self._say(f"time limit {t.time_limit:.0f} s: {budget.rate:.2f} it/s measured, "
+                                  f"planned {planned} iterations")
+                    elif (self.world_size == 1 or done % t.log_every == 0) and done < stop \
+                            and self._agree(int(budget.expired(now))):
+                        # Checked every step; under DDP every log_every steps (a collective).
+                        self.stopped_by_time = True
+                        self._say(f"time limit reached at step {done} of {total}; saving and stopping early")
+                final = done == total or self.stopped_by_time
+                is_val = done % t.val_every == 0 or final
                 if done % t.log_every == 0 or is_val:
                     val = None
                     if is_val and self.is_main:
@@ -474,15 +539,30 @@ class Trainer:
                             self.best_val = val if self.best_val is None else max(self.best_val, val)
                     self._log(done, lr, val)
                     last_tick = time.perf_counter()
-                if done % t.ckpt_every == 0 or done in (total, stop):
+                if done % t.ckpt_every == 0 or done == stop or final:
                     self.save()
                     last_tick = time.perf_counter()
                 if progress:
                     progress.update(loss, lr)
+                if done >= stop or self.stopped_by_time:
+                    break  # the loader's range may run past a planned (shorter) schedule
         finally:
             if progress:
                 progress.close()
-        return TrainResult(self.step, self.elapsed, self.last_val, self.ckpt_path, list(self.history))
+        return TrainResult(self.step, self.elapsed, self.last_val, self.ckpt_path, list(self.history),
+                           stopped_by_time=self.stopped_by_time)
+
+    def _agree(self, value: int) -> int:
+        """Rank 0's `value` on every rank (the value itself without DDP)."""
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.long, device=self.device)
+        dist.broadcast(tensor, src=0)
+        return int(tensor.item())
+
+    def _say(self, message: str) -> None:
+        if self.is_main and not self.quiet:
+            print(f"irx train: {message}", file=sys.stderr, flush=True)
 
     def _log(self, step: int, lr: float, val: float | None) -> None:
         row = {
@@ -545,6 +625,10 @@ class _Progress:
         rate = steps / max(1e-9, time.perf_counter() - self.start_time)
         val = f"{self.trainer.last_val:.2f} dB" if self.trainer.last_val is not None else "-"
         self.progress.update(self.task, completed=self.trainer.step, loss=loss, lr=lr, rate=rate, val=val)
+
+    def set_total(self, total: int) -> None:
+        if self.enabled:
+            self.progress.update(self.task, total=total)
 
     def close(self) -> None:
         if self.enabled:
