@@ -69,5 +69,5 @@ c = load_config(sys.argv[1]); print(c.output.dir, c.output.export_name)' "$recip
     grep -E "^irx train|^done|^stopped" "runs/$name.stdout.log" | sed "s/^/$name: /" >> "$log"
 done
 
-timeout 120 python3 benchmarks/gpu.py -o "$out/gpu.json" --seconds 0.5 >> "$log" 2>&1
+timeout 90 python3 benchmarks/gpu.py -o "$out/gpu.json" --seconds 0.5 >> "$log" 2>&1
 cat "$log"
