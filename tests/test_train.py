@@ -286,6 +286,67 @@ def test_exported_laformer_loads_through_spandrel(data: Path) -> None:
     assert loaded.scale == 1 and torch.allclose(got, expected, atol=1e-6)
 
 
+def test_float16_export_halves_the_file_and_loads_as_float32(data: Path) -> None:
+    archs = pytest.importorskip("irx.archs", reason="irx.archs not available")
+    spandrel = pytest.importorskip("spandrel")
+    cfg = make_config(data, iterations=2)
+    cfg.model.overrides = {"dim": 8, "depths": [1, 1], "heads": [1, 1]}
+    trainer = Trainer(cfg, device="cpu", quiet=True)
+    trainer.fit()
+    full, _ = export_checkpoint(cfg)
+    full_size = full.stat().st_size
+    cfg.output.export_dtype = "float16"
+    half, record_path = export_checkpoint(cfg)
+    assert half == full and half.stat().st_size < 0.6 * full_size
+    assert json.loads(record_path.read_text())["sha256"] == hashlib.sha256(half.read_bytes()).hexdigest()
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(half).values() if t.is_floating_point()} == {torch.float16}
+    archs.register_spandrel()
+    loaded = spandrel.ModelLoader().load_from_file(half)
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}  # computes in float32 on CPU
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        diff = (loaded.model.eval()(x) - trainer.ema.module(x)).abs().max().item()
+    assert 0 < diff < 1 / 255  # rounded weights, yet within one uint8 level
+
+
+def test_init_weights_fine_tunes_from_an_exported_model(data: Path, tmp_path: Path) -> None:
+    cfg = make_config(data, iterations=2)
+    cfg.model.overrides = {"dim": 8, "depths": [1, 1], "heads": [1, 1]}
+    Trainer(cfg, device="cpu", quiet=True).fit()
+    weights, _ = export_checkpoint(cfg)
+    from safetensors.torch import load_file
+
+    exported = load_file(weights)
+
+    tuned = make_config(data, iterations=2, init_weights=str(weights))
+    tuned.model.overrides = dict(cfg.model.overrides)
+    tuned.output.dir = tmp_path / "tuned"
+    trainer = Trainer(tuned, device="cpu", quiet=True)
+    trainer.build()
+    for name, tensor in trainer.raw_model.state_dict().items():
+        assert torch.equal(tensor, exported[name]), name
+    assert all(torch.equal(p, exported[k]) for k, p in trainer.ema.module.state_dict().items())
+
+    other = make_config(data, iterations=2, init_weights=str(weights))  # the tiny variant: other shapes
+    other.output.dir = tmp_path / "other"
+    with pytest.raises(UsageError, match="does not fit the recipe's model"):
+        Trainer(other, device="cpu", quiet=True).build()
+    bad = make_config(data, iterations=2, init_weights=str(tmp_path / "weights.pth"))
+    with pytest.raises(UsageError, match=r"\.safetensors file"):
+        Trainer(bad, device="cpu", quiet=True).build()
+
+
+def test_export_dtype_is_validated(data: Path) -> None:
+    raw = {
+        "data": {"train_dirs": ["set"]},
+        "output": {"export_dtype": "int8"},
+    }
+    with pytest.raises(UsageError, match="export_dtype must be float32 or float16"):
+        config_from_dict(raw, data_root=data / "photos")
+
+
 # ------------------------------------------------------------------ time limit
 
 

@@ -43,6 +43,10 @@ def train_command(
         typer.Option("--time-limit", help="Wall-clock budget, e.g. 90s, 8m, 1.5h (plain numbers are seconds): "
                      "the run measures its speed and plans its iterations (at most train.iterations) to end in time."),
     ] = None,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option("--init", help="Start from these weights (.safetensors, e.g. a bundled model): fine-tuning."),
+    ] = None,
     export_only: Annotated[
         bool, typer.Option("--export-only", help="Only export the EMA weights of latest.pt (safetensors + JSON).")
     ] = False,
@@ -66,7 +70,7 @@ def train_command(
     from irx.train import export_checkpoint, load_config, train
 
     seconds = parse_duration(time_limit) if time_limit is not None else None
-    cfg = load_config(config, data_root=data_root, iterations=iterations, time_limit=seconds)
+    cfg = load_config(config, data_root=data_root, iterations=iterations, time_limit=seconds, init_weights=init_weights)
     if output_dir is not None:
         cfg.output.dir = output_dir
     if export_only:

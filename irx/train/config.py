@@ -91,6 +91,8 @@ class TrainConfig:
     # Wall-clock budget in seconds (0 = none): after a short probe of the step rate, the run
     # plans its iteration count (capped by `iterations`) so the cosine schedule ends in time.
     time_limit: float = 0.0
+    # Start from these weights (a .safetensors file, e.g. a bundled model) instead of random ones: fine-tuning.
+    init_weights: str = ""
 
 
 @dataclass
@@ -102,6 +104,8 @@ class OutputConfig:
     default_for: list[str] = field(default_factory=list)
     description: str = ""
     license: str = "MIT"
+    # float16 halves the file; the outputs stay within one uint8 level (about 70 dB) of float32.
+    export_dtype: str = "float32"
 
 
 @dataclass
@@ -163,8 +167,9 @@ def load_config(
     data_root: str | Path | None = None,
     iterations: int | None = None,
     time_limit: float | None = None,
+    init_weights: str | Path | None = None,
 ) -> RunConfig:
-    """Read and validate a recipe; `data_root`, `iterations` and `time_limit` override the file."""
+    """Read and validate a recipe; the keyword arguments, when given, override the file."""
     path = resolve_recipe(config)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -179,6 +184,8 @@ def load_config(
         if time_limit < 0:
             raise UsageError("--time-limit must be >= 0")
         cfg.train.time_limit = float(time_limit)
+    if init_weights is not None:
+        cfg.train.init_weights = str(init_weights)
     return cfg
 
 
@@ -304,5 +311,7 @@ def _validate(cfg: RunConfig) -> None:
     need(t.time_limit >= 0, "train.time_limit must be >= 0 seconds (0 = no limit)")
     need(t.warmup >= 0 and t.threads >= 0 and t.grad_clip >= 0, "train.warmup, threads and grad_clip must be >= 0")
     need(all(0 <= b < 1 for b in t.betas), "train.betas must be two numbers in [0, 1)")
+    need(cfg.output.export_dtype in ("float32", "float16"),
+         f"output.export_dtype must be float32 or float16, got {cfg.output.export_dtype!r}")
     bad = [task for task in cfg.output.default_for if task not in TASKS]
     need(not bad, f"output.default_for has unknown task(s) {', '.join(bad)}")

@@ -82,7 +82,11 @@ def export_state_dict(
     folder = export_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     # clone(): safetensors refuses tensors that share storage; contiguous CPU copies never do.
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    dtype = torch.float16 if cfg.output.export_dtype == "float16" else torch.float32
+    tensors = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().to("cpu")).contiguous().clone()
+        for k, v in state_dict.items()
+    }
     metadata = {
         "format": "pt",
         "irx_arch": cfg.model.arch,

@@ -174,6 +174,24 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def load_initial_weights(model: nn.Module, path: Path) -> None:
+    """Fine-tuning: load a safetensors state dict (no code runs) into `model`, all keys and shapes matching."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if path.suffix != ".safetensors":
+        raise UsageError(f"train.init_weights must be a .safetensors file, got {path}")
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise UsageError(f"cannot read train.init_weights {path}: {exc}") from exc
+    try:
+        model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UsageError(f"train.init_weights {path} does not fit the recipe's model: {first}") from exc
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """torch.save `state` atomically: a crash leaves the previous checkpoint intact."""
     buffer = io.BytesIO()
@@ -260,7 +278,10 @@ class Trainer:
         self._init_distributed()
         self._build_data()
         torch.manual_seed(t.seed)
-        model = self.model_factory(cfg).to(self.device)
+        model = self.model_factory(cfg)
+        if t.init_weights:
+            load_initial_weights(model, Path(t.init_weights))
+        model = model.to(self.device)
         self.raw_model = model
         self.ema = EMA(model, t.ema_decay)
         self.model: nn.Module = model
