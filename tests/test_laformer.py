@@ -264,3 +264,17 @@ def test_one_training_step_updates_every_parameter() -> None:
     opt.step()
     unchanged = [k for k, v in model.state_dict().items() if torch.equal(v, before[k])]
     assert unchanged == []
+
+
+def test_padding_reflects_where_it_can_and_replicates_tiny_inputs() -> None:
+    from irx.archs.common import pad_bottom_right, pad_to_multiple
+
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    same = pad_bottom_right(x, 3, 4)
+    assert same is x  # nothing to do: the tensor itself
+    padded, h, w = pad_to_multiple(x, 4)
+    assert (h, w) == (3, 4) and padded.shape == (1, 1, 4, 4)
+    assert torch.equal(padded[..., 3, :], x[..., 1, :])  # reflected: row 3 mirrors row 1
+    tiny = torch.tensor([[[[5.0]]]])
+    grown = pad_bottom_right(tiny, 4, 4)  # reflect is impossible from 1 px: replicate
+    assert grown.shape == (1, 1, 4, 4) and bool((grown == 5.0).all())

@@ -44,20 +44,27 @@ class GatedConvFFN(nn.Module):
         return self.project(F.gelu(a) * b)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    """Pad the bottom/right of a BCHW tensor so H and W are multiples of ``multiple``.
+def pad_bottom_right(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad the bottom/right of a BCHW tensor to (height, width), both at least its own size.
 
     Reflect padding where the image is large enough (it hides the seam best), replicate
     otherwise (reflect needs pad < size, which fails for 1-3 px inputs).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = height - h, width - w
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad the bottom/right of a BCHW tensor so H and W are multiples of ``multiple``.
+
     Returns the padded tensor and the original (H, W) so the caller can crop back.
     """
     h, w = x.shape[-2:]
-    ph = (-h) % multiple
-    pw = (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x, h, w
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+    return pad_bottom_right(x, h + (-h) % multiple, w + (-w) % multiple), h, w
 
 
 def count_params(model: nn.Module) -> int:

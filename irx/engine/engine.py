@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from irx.archs.common import pad_bottom_right
 from irx.engine.device import (
     PRECISIONS,
     free_device_memory,
@@ -270,12 +270,7 @@ class Engine:
         target_w = max(self.minimum, -(-width // self.multiple_of) * self.multiple_of)
         if self.square:
             target_h = target_w = max(target_h, target_w)
-        pad_h, pad_w = target_h - height, target_w - width
-        if pad_h == 0 and pad_w == 0:
-            return batch
-        # Reflection keeps image statistics at the border; it needs the pad to be smaller than the side.
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
+        return pad_bottom_right(batch, target_h, target_w)
 
     def _report_tiles(self, count: int) -> None:
         if self.on_tiles is not None:
