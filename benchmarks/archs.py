@@ -307,7 +307,15 @@ def main() -> None:
         f"CPU shared with other jobs ({time.time() - t0:.0f} s in all); batch 1, fp32, 1x models."
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "archs.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    saved_path = RESULTS / "archs.json"
+    if args.only and saved_path.exists():
+        # A partial run replaces its models' rows and keeps the others' figures (and says so).
+        saved = json.loads(saved_path.read_text())
+        fresh = {r["name"]: r for r in results}
+        kept = [fresh.pop(r["name"], r) for r in saved["results"]]
+        results = kept + list(fresh.values())
+        meta = f"{saved['meta']} Re-measured alone: {', '.join(args.only)} ({meta})"
+    saved_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     plot(results, RESULTS / "archs.png")
     md = table(results, sizes)
     print(md)
