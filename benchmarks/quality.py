@@ -2,10 +2,11 @@
 
 For every task: degrade each clean image of the evaluation folder (seeded, per image name), restore it with
 the bundled model and with the task's baselines, and score PSNR/SSIM with BasicSR's conventions (RGB and Y,
-crop border = scale for SR). Writes benchmarks/results/quality.json and a markdown table
-benchmarks/results/quality.md (quoted in docs/results.md).
+crop border = scale for SR). Writes benchmarks/results/quality.json, the markdown tables
+benchmarks/results/quality.md, and the same tables into docs/results.md between its quality markers.
 
     python benchmarks/quality.py [--images ../shared/data/photos/eval/color] [--limit N] [--bm3d-limit 4]
+    python benchmarks/quality.py --only dehaze "dehaze, tiny"     # rerun some cases, keep the others
 
 BM3D takes minutes per image on a CPU, so it runs on the first --bm3d-limit images only (its own table row).
 """
