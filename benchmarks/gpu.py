@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -27,18 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from irx.metrics import psnr
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    return (t.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+def first_image(t: torch.Tensor) -> np.ndarray:
+    """The first image of a BCHW batch as float32 HWC on the host (irx.metrics quantises it to uint8)."""
+    return t[0].float().permute(1, 2, 0).cpu().numpy()
 
 
 def time_forward(model: torch.nn.Module, x: torch.Tensor, seconds: float) -> float:
@@ -73,7 +70,7 @@ def bench_model(path: Path, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {"model": path.stem, "params": sum(p.numel() for p in model.parameters()),
                            "input": f"{size}x{size}", "batch8_input": f"{size // 2}x{size // 2}"}
     with torch.no_grad():
-        reference = to_uint8(model(one))
+        reference = first_image(model(one))
     for name, dtype in PRECISIONS.items():
         m = model.to(dtype)
         torch.cuda.reset_peak_memory_stats()
@@ -85,7 +82,7 @@ def bench_model(path: Path, seconds: float) -> dict[str, Any]:
             "ms_batch8": round(time_forward(m, batch.to(dtype), seconds), 3),
             "peak_mib_1": round(peak, 1),
             "finite": bool(torch.isfinite(out).all()),
-            "psnr_vs_fp32": None if name == "fp32" else round(psnr_uint8(to_uint8(out), reference), 2),
+            "psnr_vs_fp32": None if name == "fp32" else round(psnr(first_image(out), reference), 2),
         }
         model = m.float()
     return row
@@ -106,7 +103,7 @@ def engine_check() -> list[dict[str, Any]]:
         start = time.perf_counter()
         out = np.asarray(irx.restore(image, model=model, device="cuda", precision=name, tile=0))
         rows.append({"model": model, "image": sample.name, "precision": name,
-                     "psnr_vs_cpu_fp32": round(psnr_uint8(out, cpu), 2),
+                     "psnr_vs_cpu_fp32": round(psnr(out, cpu), 2),
                      "seconds_incl_load": round(time.perf_counter() - start, 3)})
     return rows
 
