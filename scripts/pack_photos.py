@@ -13,7 +13,6 @@ downscale already applied), and MANIFEST.tsv (source, size, SHA-256 of the sourc
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from PIL import Image
 
 from irx.train.config import load_config, resolve_recipe
 from irx.train.data import list_images, load_image
+from irx.zoo.records import sha256_file
 
 JPEG_QUALITY = 95
 
@@ -80,7 +80,7 @@ def main() -> int:
                 image = load_image(source, entry.downscale, args.max_side)
                 target = folder / (source.stem + ".jpg")
                 Image.fromarray(image).save(target, quality=JPEG_QUALITY, subsampling=0)
-                digest = hashlib.sha256(source.read_bytes()).hexdigest()
+                digest = sha256_file(source)
                 h, w = image.shape[:2]
                 manifest.append(f"{target.relative_to(args.output)}\t{source}\t{w}\t{h}\t{digest}")
             packed[entry.path.name] = folder

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,16 +13,9 @@ from irx.errors import UsageError
 from irx.media.atomic import atomic_write_bytes
 from irx.train.config import RunConfig
 from irx.train.trainer import CHECKPOINT_NAME, load_checkpoint
+from irx.zoo.records import sha256_file, write_bundled_record
 
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "zoo" / "weights"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
@@ -97,22 +88,9 @@ def export_state_dict(
     weights = folder / f"{name}.safetensors"
     atomic_write_bytes(weights, safetensors_save(tensors, metadata=metadata), overwrite=True)
     record = build_record(cfg, name, sha256_file(weights), metrics, training)
-    record_path = folder / f"{name}.json"
-    writer = _zoo_writer()
-    if writer is not None:
-        # The zoo's writer validates every field and re-checks the hash.
-        record_path = Path(writer(record, folder))
-    else:
-        atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode(), overwrite=True)
+    # The zoo's writer validates every field and re-checks the hash.
+    record_path = Path(write_bundled_record(record, folder))
     return weights, record_path
-
-
-def _zoo_writer() -> Any:
-    try:
-        from irx.zoo.records import write_bundled_record
-    except ImportError:
-        return None
-    return write_bundled_record
 
 
 def export_checkpoint(cfg: RunConfig, checkpoint: Path | None = None, weights: str = "ema") -> tuple[Path, Path]:
