@@ -408,3 +408,12 @@ def test_time_limit_option_parses_durations() -> None:
     for bad in ("soon", "-3m", "0", "m"):
         with pytest.raises(UsageError):
             parse_duration(bad)
+
+
+def test_overrides_are_validated_like_the_file() -> None:
+    with pytest.raises(UsageError, match="train.iterations must be >= 1"):
+        load_config("denoise", iterations=0)
+    with pytest.raises(UsageError, match="train.time_limit must be >= 0"):
+        load_config("denoise", time_limit=-1.0)
+    cfg = load_config("denoise", iterations=7, time_limit=30.0, init_weights="w.safetensors")
+    assert (cfg.train.iterations, cfg.train.time_limit, cfg.train.init_weights) == (7, 30.0, "w.safetensors")

@@ -177,15 +177,12 @@ def load_config(
         raise UsageError(f"cannot read config {path}: {exc}") from exc
     cfg = config_from_dict(raw, data_root=data_root, source=path)
     if iterations is not None:
-        if iterations < 1:
-            raise UsageError("--iterations must be at least 1")
         cfg.train.iterations = iterations
     if time_limit is not None:
-        if time_limit < 0:
-            raise UsageError("--time-limit must be >= 0")
         cfg.train.time_limit = float(time_limit)
     if init_weights is not None:
         cfg.train.init_weights = str(init_weights)
+    _validate(cfg)  # the overrides obey the same rules as the file
     return cfg
 
 
