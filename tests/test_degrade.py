@@ -172,7 +172,7 @@ def test_lower_jpeg_quality_loses_more():
     assert errs[0] < errs[1] < errs[2]
 
 
-@pytest.mark.parametrize("kernel", ["bicubic", "area"])
+@pytest.mark.parametrize("kernel", ["bicubic", "area", "bilinear", "lanczos"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_downsample_shape_and_constant(kernel, scale):
     const = np.full((50, 37, 3), 0.3, np.float32)
@@ -270,3 +270,149 @@ def test_haze_context_range_is_drawn_for_training_and_fixed_for_evaluation():
     train = make_degradation("dehaze", beta=1.5, airlight=0.9, context=(1.0, 12.0))
     _, info = train.degrade(clean, np.random.default_rng(5))
     assert 1.0 <= info["context"] <= 12.0
+
+
+# --- degradation families (issue #12): every family member does what its name says --------------
+
+
+def test_every_eval_variant_builds_and_stays_in_its_task_family():
+    from irx.degrade import EVAL_VARIANTS
+
+    assert set(EVAL_VARIANTS) == set(TASKS)
+    for task, variants in EVAL_VARIANTS.items():
+        assert len({v.name for v in variants}) == len(variants)
+        assert any(v.held_out for v in variants), f"{task} has no held-out variant"
+        assert any(not v.held_out for v in variants)
+        for v in variants:
+            out = make_degradation(task, **v.params)(_texture(), np.random.default_rng(3))
+            assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_held_out_choices_are_absent_from_the_training_family():
+    train = DEFAULT_TRAIN_PARAMS
+    assert "lanczos" not in train["upscale"]["kernel"]
+    assert {"bicubic", "area", "bilinear"} <= set(train["upscale"]["kernel"])
+    assert "linear" not in train["deblur"]["kind"] and "gaussian" in train["deblur"]["kind"]
+    assert "correlated" not in train["denoise"]["noise"]
+    assert "prior" not in train["dejpeg"] and set(train["dejpeg"]["subsampling"]) == {"420", "422", "444"}
+    assert train["derain"]["blend"] == "screen"
+
+
+def test_training_family_draws_every_member():
+    rng = np.random.default_rng(0)
+    kernels = {make_degradation("upscale", **DEFAULT_TRAIN_PARAMS["upscale"]).sample(rng)["kernel"]
+               for _ in range(60)}
+    assert kernels == {"bicubic", "area", "bilinear"}
+    noises = {make_degradation("denoise", **DEFAULT_TRAIN_PARAMS["denoise"]).sample(rng)["noise"]
+              for _ in range(60)}
+    assert noises == {"gaussian", "poisson_gaussian"}
+
+
+@pytest.mark.parametrize("kernel", ["bilinear", "lanczos"])
+def test_pil_kernels_match_pillow_and_differ_from_bicubic(kernel):
+    img = _texture(64, 96)
+    out = downsample(img, 2, kernel)
+    flt = Image.Resampling.BILINEAR if kernel == "bilinear" else Image.Resampling.LANCZOS
+    ref = np.asarray(Image.fromarray(img[:, :, 1]).resize((48, 32), flt))
+    assert np.abs(out[:, :, 1] - ref).max() < 1e-6
+    assert np.abs(out - downsample(img, 2, "bicubic")).mean() > 1e-4
+
+
+def test_lanczos_keeps_more_detail_than_bilinear_when_shrinking():
+    # A fine grating near (not above) the new Nyquist limit: the sharper filter passes more of it.
+    x = np.arange(256, dtype=np.float32)
+    grating = 0.5 + 0.4 * np.sin(2 * np.pi * x / 5.0)
+    img = np.repeat(np.tile(grating, (64, 1))[:, :, None], 3, axis=2)
+    assert downsample(img, 2, "lanczos").std() > downsample(img, 2, "bilinear").std() + 0.01
+
+
+def test_preblur_softens_the_low_resolution_image():
+    img = _texture(96, 96)
+    rng = np.random.default_rng(0)
+    sharp = make_degradation("upscale", scale=2)(img, rng)
+    soft = make_degradation("upscale", scale=2, preblur=1.2)(img, rng)
+    assert soft.shape == sharp.shape
+    assert np.abs(np.diff(soft, axis=1)).mean() < 0.9 * np.abs(np.diff(sharp, axis=1)).mean()
+
+
+def test_jpeg_stage_runs_with_its_probability():
+    img = _texture(64, 64)
+    deg = make_degradation("upscale", scale=2, jpeg=0.5, quality=30)
+    plain = make_degradation("upscale", scale=2)(img, np.random.default_rng(0))
+    changed = sum(not np.array_equal(deg(img, np.random.default_rng(s)), plain) for s in range(200))
+    assert 70 < changed < 130  # Binomial(200, 0.5): 100 +- 7
+    with pytest.raises(UsageError):
+        make_degradation("upscale", scale=2, quality=30)  # a quality with no JPEG stage is a mistake
+
+
+def test_chroma_subsampling_444_keeps_colour_detail_that_420_loses():
+    # Colour stripes one pixel wide: 4:2:0 averages chroma over 2x2 blocks, 4:4:4 keeps it.
+    img = np.zeros((64, 64, 3), np.float32)
+    img[:, ::2, 0] = 0.9
+    img[:, 1::2, 2] = 0.9
+    err420 = np.abs(make_degradation("dejpeg", quality=90, subsampling="420")(img, None) - img).mean()
+    err444 = np.abs(make_degradation("dejpeg", quality=90, subsampling="444")(img, None) - img).mean()
+    assert err444 < 0.5 * err420
+
+
+def test_a_resaved_jpeg_differs_from_a_single_save():
+    img = _texture(64, 64)
+    once = make_degradation("dejpeg", quality=20)(img, None)
+    twice = make_degradation("dejpeg", quality=20, prior=70)(img, None)
+    assert not np.array_equal(once, twice)
+
+
+def test_linear_motion_is_a_straight_normalised_streak_of_the_asked_length():
+    from irx.degrade.blur import linear_motion_kernel
+
+    k = linear_motion_kernel(13, np.random.default_rng(4))
+    assert k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1 and abs(k.sum() - 1) < 1e-5
+    ys, xs = np.nonzero(k > 0.2 * k.max())
+    span = np.hypot(ys.max() - ys.min(), xs.max() - xs.min())
+    assert 10 <= span <= 15
+    # Straight: the support lies on a line (the second principal axis has almost no spread).
+    pts = np.stack([ys, xs], 1).astype(np.float64)
+    spread = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
+    assert spread[1] < 0.2 * spread[0]
+
+
+def test_gaussian_blur_kernel_has_the_asked_sigma():
+    from irx.degrade.blur import gaussian_kernel
+
+    k = gaussian_kernel(2.0).astype(np.float64)
+    r = np.arange(k.shape[0]) - k.shape[0] // 2
+    var = (k.sum(0) * r**2).sum()
+    assert abs(k.sum() - 1) < 1e-5 and abs(np.sqrt(var) - 2.0) < 0.05
+
+
+def test_correlated_noise_has_sigma_and_neighbour_correlation():
+    grey = np.full((128, 128, 3), 0.5, np.float32)
+    for noise, low, high in (("gaussian", -0.05, 0.05), ("correlated", 0.3, 0.9)):
+        out = make_degradation("denoise", sigma=20, noise=noise, clip=False)(grey, np.random.default_rng(2))
+        r = (out - grey)[:, :, 0]
+        assert abs(r.std() * 255 - 20) < 1.0
+        corr = np.corrcoef(r[:, :-1].ravel(), r[:, 1:].ravel())[0, 1]
+        assert low < corr < high, noise
+
+
+def test_light_tint_shifts_red_against_blue_and_is_neutral_on_average():
+    grey = np.full((32, 32, 3), 0.8, np.float32)
+    ratios = []
+    for s in range(40):
+        out = make_degradation("lowlight", exposure=0.5, gamma=1.0, peak=0.0, sigma=0.0, tint=0.3)(
+            grey, np.random.default_rng(s))
+        ratios.append(out[..., 0].mean() / out[..., 2].mean())
+    ratios = np.array(ratios)
+    assert ratios.min() < 0.8 and ratios.max() > 1.25  # both warm and cool casts occur
+    assert abs(np.median(np.log(ratios))) < 0.25
+
+
+def test_tinted_airlight_colours_the_far_haze():
+    black = np.zeros((48, 48, 3), np.float32)
+    casts = []
+    for s in range(30):
+        out = make_degradation("dehaze", beta=3.0, airlight=0.8, tint=0.2)(black, np.random.default_rng(s))
+        casts.append(out[..., 2].mean() - out[..., 0].mean())
+    assert min(casts) < -0.02 and max(casts) > 0.02
+    grey = make_degradation("dehaze", beta=3.0, airlight=0.8)(black, np.random.default_rng(0))
+    assert np.allclose(grey[..., 0], grey[..., 2])

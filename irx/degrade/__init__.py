@@ -13,18 +13,28 @@ of floor(H/scale) x floor(W/scale); `deg.scale` is that factor (1 for every othe
 
 Sigmas are in 0-255 units. The parameters of each task:
 
-- denoise: sigma, noise ("gaussian" | "poisson_gaussian"), peak (photons at 1.0, for
-  Poisson-Gaussian)
-- deblur: kind ("motion" | "defocus"), size (motion kernel size, odd), radius (defocus disk
-  radius, px), sigma (noise added after blurring)
+- denoise: sigma, noise ("gaussian" | "poisson_gaussian" | "correlated": grain spread over
+  neighbours, as after demosaicing), peak (photons at 1.0, for Poisson-Gaussian), jpeg and
+  quality (with probability `jpeg` the noisy image is then saved as a JPEG of that quality)
+- deblur: kind ("motion": a curved random camera path | "linear": a straight streak |
+  "defocus": a disc | "gaussian"), size (motion length, px), radius (defocus disc, px),
+  spread (Gaussian sigma, px), sigma (noise added after blurring)
 - derain: density (drops per pixel), length (px), angle (degrees from vertical), width
   (Gaussian sigma across a streak, px), intensity, blend ("screen" | "additive")
-- dehaze: beta (scattering coefficient; depth is in [0, 1]), airlight (A), context (1: the
-  depth ramp spans the image, as for a whole photo; k > 1: the image is a window of a scene k
-  times larger, which is what a training crop of a hazy photo is)
-- upscale: scale (2, 3, 4), kernel ("bicubic" = MATLAB imresize | "area")
-- dejpeg: quality (1-100, OpenCV libjpeg, 4:2:0)
-- lowlight: exposure, gamma, peak, sigma (see irx.degrade.light)
+- dehaze: beta (scattering coefficient; depth is in [0, 1]), airlight (A), tint (the airlight
+  shifted toward blue or yellow-grey by up to this fraction), context (1: the depth ramp spans
+  the image, as for a whole photo; k > 1: the image is a window of a scene k times larger,
+  which is what a training crop of a hazy photo is)
+- upscale: scale (2, 3, 4), kernel ("bicubic" = MATLAB imresize | "area" | "bilinear" |
+  "lanczos", see irx.degrade.resize), preblur (Gaussian sigma in high-resolution px before
+  shrinking: a soft lens or a resizer's own smoothing), jpeg and quality (as for denoise)
+- dejpeg: quality (1-100, OpenCV libjpeg), subsampling ("420" | "422" | "444"), prior (0, or
+  the quality of an earlier save: a JPEG re-saved as JPEG)
+- lowlight: exposure, gamma, peak, sigma, tint (the light's colour, see irx.degrade.light)
+
+Training draws from a family of these (DEFAULT_TRAIN_PARAMS), not one pipeline, so a model
+does not learn one kernel or one noise. EVAL_VARIANTS names the fixed cases the robustness
+evaluation scores, each marked as part of the training family or held out of it.
 """
 
 from __future__ import annotations
@@ -38,33 +48,40 @@ import numpy as np
 from ..errors import UsageError
 from ..tasks import TASKS
 from ._util import as_hwc, restore_ndim
-from .blur import convolve, disk_kernel, motion_kernel
-from .jpeg import jpeg_roundtrip
+from .blur import convolve, disk_kernel, gaussian_kernel, linear_motion_kernel, motion_kernel
+from .jpeg import SUBSAMPLING, jpeg_roundtrip
 from .light import darken
-from .noise import gaussian_noise, poisson_gaussian_noise
-from .resize import downsample
-from .weather import add_haze, add_rain, rain_layer, synthetic_depth
+from .noise import correlated_noise, gaussian_noise, poisson_gaussian_noise
+from .resize import KERNELS, downsample
+from .weather import add_haze, add_rain, airlight_colour, rain_layer, synthetic_depth
 
 __all__ = [
     "DEFAULT_EVAL_PARAMS",
     "DEFAULT_TRAIN_PARAMS",
+    "EVAL_VARIANTS",
     "PARAM_TYPES",
     "Degradation",
+    "Variant",
     "make_degradation",
 ]
 
-# Ranges used to train the bundled models.
+# The training family of each task: every range or choice is drawn anew for each patch (a
+# repeated choice weights it). Held out on purpose, so the robustness evaluation can show
+# over-fitting: Lanczos downscaling, straight motion streaks, correlated noise, re-saved JPEGs,
+# additive rain, thick tinted haze and very steep darkening curves (see EVAL_VARIANTS).
 DEFAULT_TRAIN_PARAMS: dict[str, dict[str, Any]] = {
-    "denoise": {"sigma": (5.0, 50.0), "noise": "gaussian"},
-    "deblur": {"kind": ("motion", "defocus"), "size": (7, 31), "radius": (1.0, 5.0),
-               "sigma": (0.0, 2.0)},
+    "denoise": {"sigma": (5.0, 50.0), "noise": ("gaussian", "gaussian", "poisson_gaussian"),
+                "peak": (30.0, 400.0), "jpeg": 0.25, "quality": (60, 95)},
+    "deblur": {"kind": ("motion", "motion", "defocus", "gaussian"), "size": (7, 31),
+               "radius": (1.0, 5.0), "spread": (0.8, 3.0), "sigma": (0.0, 2.0)},
     "derain": {"density": (0.0005, 0.005), "length": (10.0, 40.0), "angle": (-30.0, 30.0),
                "width": (0.3, 1.2), "intensity": (0.4, 1.0), "blend": "screen"},
-    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0)},
-    "upscale": {"scale": 2, "kernel": "bicubic"},
-    "dejpeg": {"quality": (10, 60)},
+    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0), "tint": (0.0, 0.1)},
+    "upscale": {"scale": 2, "kernel": ("bicubic", "area", "bilinear"), "preblur": (0.0, 0.6),
+                "jpeg": 0.3, "quality": (60, 95)},
+    "dejpeg": {"quality": (10, 60), "subsampling": ("420", "420", "422", "444")},
     "lowlight": {"exposure": (0.05, 0.35), "gamma": (1.0, 1.6), "peak": (200.0, 3000.0),
-                 "sigma": (0.0, 4.0)},
+                 "sigma": (0.0, 4.0), "tint": (0.0, 0.25)},
 }
 
 # Fixed levels for evaluation (paper conventions where there is one). The blur kernel, rain
@@ -80,29 +97,98 @@ DEFAULT_EVAL_PARAMS: dict[str, dict[str, Any]] = {
     "lowlight": {"exposure": 0.15, "gamma": 1.2, "peak": 1000.0, "sigma": 2.0},
 }
 
+
+@dataclass(frozen=True)
+class Variant:
+    """One fixed case of the robustness evaluation: parameters over DEFAULT_EVAL_PARAMS, and
+    whether the training family covers it (held_out=False) or not."""
+
+    name: str
+    params: dict[str, Any]
+    held_out: bool = False
+
+
+EVAL_VARIANTS: dict[str, tuple[Variant, ...]] = {
+    "denoise": (
+        Variant("gaussian s15", {"sigma": 15.0}),
+        Variant("gaussian s25", {"sigma": 25.0}),
+        Variant("gaussian s50", {"sigma": 50.0}),
+        Variant("poisson-gaussian", {"noise": "poisson_gaussian", "peak": 60.0, "sigma": 8.0}),
+        Variant("s25 + jpeg q80", {"sigma": 25.0, "jpeg": 1.0, "quality": 80}),
+        Variant("correlated s25", {"noise": "correlated", "sigma": 25.0}, held_out=True),
+    ),
+    "deblur": (
+        Variant("motion 7", {"size": 7}),
+        Variant("motion 11", {"size": 11}),
+        Variant("motion 17", {"size": 17}),
+        Variant("defocus r3", {"kind": "defocus", "radius": 3.0}),
+        Variant("gaussian 2", {"kind": "gaussian", "spread": 2.0}),
+        Variant("linear 13", {"kind": "linear", "size": 13}, held_out=True),
+    ),
+    "derain": (
+        Variant("screen", {}),
+        Variant("additive", {"blend": "additive", "intensity": 0.5}, held_out=True),
+    ),
+    "dehaze": (
+        Variant("beta 1.5", {}),
+        Variant("beta 1.0 tinted", {"beta": 1.0, "tint": 0.08}),
+        Variant("beta 2.8 tinted", {"beta": 2.8, "tint": 0.15}, held_out=True),
+    ),
+    "upscale": (
+        Variant("bicubic", {"kernel": "bicubic"}),
+        Variant("area", {"kernel": "area"}),
+        Variant("bilinear", {"kernel": "bilinear"}),
+        Variant("bicubic + jpeg q75", {"kernel": "bicubic", "jpeg": 1.0, "quality": 75}),
+        Variant("lanczos", {"kernel": "lanczos"}, held_out=True),
+    ),
+    "dejpeg": (
+        Variant("q20 4:2:0", {"quality": 20, "subsampling": "420"}),
+        Variant("q20 4:4:4", {"quality": 20, "subsampling": "444"}),
+        Variant("q40 4:2:2", {"quality": 40, "subsampling": "422"}),
+        Variant("q20 re-saved from q70", {"quality": 20, "prior": 70}, held_out=True),
+    ),
+    "lowlight": (
+        Variant("exposure 0.15", {}),
+        Variant("warm light", {"tint": 0.2}),
+        Variant("gamma 2.0", {"gamma": 2.0, "exposure": 0.2}, held_out=True),
+    ),
+}
+
 # Parameter name -> type, per task (also the list of accepted parameters). "clip" is common.
 PARAM_TYPES: dict[str, dict[str, type]] = {
-    "denoise": {"sigma": float, "noise": str, "peak": float},
-    "deblur": {"kind": str, "size": int, "radius": float, "sigma": float},
+    "denoise": {"sigma": float, "noise": str, "peak": float, "jpeg": float, "quality": int},
+    "deblur": {"kind": str, "size": int, "radius": float, "spread": float, "sigma": float},
     "derain": {"density": float, "length": float, "angle": float, "width": float,
                "intensity": float, "blend": str},
-    "dehaze": {"beta": float, "airlight": float, "context": float},
-    "upscale": {"scale": int, "kernel": str},
-    "dejpeg": {"quality": int},
-    "lowlight": {"exposure": float, "gamma": float, "peak": float, "sigma": float},
+    "dehaze": {"beta": float, "airlight": float, "tint": float, "context": float},
+    "upscale": {"scale": int, "kernel": str, "preblur": float, "jpeg": float, "quality": int},
+    "dejpeg": {"quality": int, "subsampling": str, "prior": int},
+    "lowlight": {"exposure": float, "gamma": float, "peak": float, "sigma": float, "tint": float},
 }
 
 # Values used for parameters the caller leaves out.
 _FALLBACK: dict[str, dict[str, Any]] = {
-    "denoise": {"noise": "gaussian", "peak": 100.0},
-    "deblur": {"kind": "motion", "size": 21, "radius": 3.0, "sigma": 0.0},
+    "denoise": {"noise": "gaussian", "peak": 100.0, "quality": 80},
+    "deblur": {"kind": "motion", "size": 21, "radius": 3.0, "spread": 1.5, "sigma": 0.0},
     "derain": {"blend": "screen"},
     "dehaze": {"context": 1.0},
-    "upscale": {"kernel": "bicubic"},
+    "upscale": {"kernel": "bicubic", "quality": 80},
+    "dejpeg": {"subsampling": "420"},
 }
+# Optional stages (pre-blur, JPEG after, tint, an earlier JPEG save) are off unless given.
 
-_CHOICES = {"noise": ("gaussian", "poisson_gaussian"), "kind": ("motion", "defocus"),
-            "blend": ("screen", "additive"), "kernel": ("bicubic", "area")}
+_CHOICES = {"noise": ("gaussian", "poisson_gaussian", "correlated"),
+            "kind": ("motion", "linear", "defocus", "gaussian"),
+            "blend": ("screen", "additive"), "kernel": KERNELS,
+            "subsampling": tuple(SUBSAMPLING)}
+
+# For a fixed choice, the parameters it makes irrelevant (dropped, so reports list only what
+# matters).
+_IRRELEVANT: dict[tuple[str, str], tuple[str, ...]] = {
+    ("noise", "gaussian"): ("peak",), ("noise", "correlated"): ("peak",),
+    ("kind", "motion"): ("radius", "spread"), ("kind", "linear"): ("radius", "spread"),
+    ("kind", "defocus"): ("size", "spread"), ("kind", "gaussian"): ("size", "radius"),
+}
 
 
 def _is_range(value: Any) -> bool:
@@ -123,14 +209,37 @@ def _draw(name: str, value: Any, kind: type, rng: np.random.Generator) -> Any:
     return float(rng.uniform(float(lo), float(hi)))
 
 
+def _maybe_jpeg(x: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
+    """With probability p["jpeg"], save as a JPEG of p["quality"] (what most photos go through)."""
+    chance = p.get("jpeg", 0.0)
+    if chance <= 0 or (chance < 1 and rng.random() >= chance):
+        return x
+    return jpeg_roundtrip(np.clip(x, 0.0, 1.0), p["quality"])
+
+
 def _denoise(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     if p["noise"] == "gaussian":
-        return gaussian_noise(x, p["sigma"], rng), {}
-    return poisson_gaussian_noise(x, p["peak"], p["sigma"], rng), {}
+        noisy = gaussian_noise(x, p["sigma"], rng)
+    elif p["noise"] == "correlated":
+        noisy = correlated_noise(x, p["sigma"], rng)
+    else:
+        noisy = poisson_gaussian_noise(x, p["peak"], p["sigma"], rng)
+    return _maybe_jpeg(noisy, p, rng), {}
+
+
+def _blur_kernel(p: dict, rng: np.random.Generator) -> np.ndarray:
+    kind = p["kind"]
+    if kind == "motion":
+        return motion_kernel(p["size"], rng)
+    if kind == "linear":
+        return linear_motion_kernel(p["size"], rng)
+    if kind == "gaussian":
+        return gaussian_kernel(p["spread"])
+    return disk_kernel(p["radius"])
 
 
 def _deblur(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    k = motion_kernel(p["size"], rng) if p["kind"] == "motion" else disk_kernel(p["radius"])
+    k = _blur_kernel(p, rng)
     return gaussian_noise(convolve(x, k), p["sigma"], rng), {"kernel": k}
 
 
@@ -142,19 +251,26 @@ def _derain(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarra
 
 def _dehaze(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     depth = synthetic_depth(x.shape[0], x.shape[1], rng, p["context"])
-    return add_haze(x, depth, p["beta"], p["airlight"]), {}
+    airlight = airlight_colour(p["airlight"], p.get("tint", 0.0), x.shape[2], rng)
+    return add_haze(x, depth, p["beta"], airlight), {}
 
 
 def _upscale(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    return downsample(x, p["scale"], p["kernel"]), {}
+    if p.get("preblur", 0.0) >= 0.1:
+        x = convolve(x, gaussian_kernel(p["preblur"]))
+    return _maybe_jpeg(downsample(x, p["scale"], p["kernel"]), p, rng), {}
 
 
 def _dejpeg(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    return jpeg_roundtrip(x, p["quality"]), {}
+    sub = p.get("subsampling", "420")
+    if p.get("prior", 0) > 0:
+        x = jpeg_roundtrip(x, p["prior"], sub)
+    return jpeg_roundtrip(x, p["quality"], sub), {}
 
 
 def _lowlight(x: np.ndarray, p: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    return darken(x, p["exposure"], p["gamma"], p["peak"], p["sigma"], rng), {}
+    return darken(x, p["exposure"], p["gamma"], p["peak"], p["sigma"], rng,
+                  p.get("tint", 0.0)), {}
 
 
 _APPLY: dict[str, Callable[[np.ndarray, dict, np.random.Generator], tuple[np.ndarray, dict]]] = {
@@ -217,11 +333,14 @@ def make_degradation(task: str, clip: bool = True, **params: Any) -> Degradation
             if bad:
                 raise UsageError(f"{task}: {name} must be one of {', '.join(choices)}, "
                                  f"got {bad[0]!r}")
-    # Drop parameters the fixed choices make irrelevant, so reports list only what matters.
-    if merged.get("noise") == "gaussian":
-        merged.pop("peak", None)
-    if merged.get("kind") == "motion":
-        merged.pop("radius", None)
-    elif merged.get("kind") == "defocus":
-        merged.pop("size", None)
+    for (name, choice), unused in _IRRELEVANT.items():
+        if merged.get(name) == choice:
+            for key in unused:
+                merged.pop(key, None)
+    # A JPEG stage that never runs makes its quality irrelevant too (dejpeg's quality is the task).
+    if task != "dejpeg" and merged.get("jpeg", 0.0) == 0.0:
+        if params.get("quality") is not None:
+            raise UsageError(f"{task}: quality applies only with jpeg > 0 (the chance that the "
+                             "degraded image is then saved as a JPEG)")
+        merged.pop("quality", None)
     return Degradation(task, merged, clip=clip)

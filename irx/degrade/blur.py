@@ -1,4 +1,4 @@
-"""Blur kernels (random-trajectory motion, defocus disk) and convolution.
+"""Blur kernels (random-trajectory and straight motion, defocus disk, Gaussian) and convolution.
 
 Kernels are float32, odd-sized, non-negative and sum to 1. Convolution mirrors the border
 (cv2.BORDER_REFLECT) so the blurred image has the input's size.
@@ -49,6 +49,29 @@ def motion_kernel(size: int, rng: np.random.Generator, steps: int | None = None)
             yi = np.minimum(base[:, 1] + dy, size - 1)
             np.add.at(kernel, (yi, xi), w)
     return (kernel / kernel.sum()).astype(np.float32)
+
+
+def linear_motion_kernel(length: int, rng: np.random.Generator) -> np.ndarray:
+    """A straight motion streak `length` px long at a random angle (odd size, sums to 1).
+
+    The uniform-velocity blur of a camera panning or a subject crossing the frame; drawn
+    anti-aliased at 8x and reduced, so lengths and angles are sub-pixel exact.
+    """
+    from .weather import line_kernel  # the same anti-aliased line the rain streaks use
+
+    length = int(length)
+    if length < 2:
+        return np.ones((1, 1), np.float32)
+    k = line_kernel(float(length), float(rng.uniform(0.0, 180.0))).astype(np.float64)
+    return (k / k.sum()).astype(np.float32)
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """An isotropic Gaussian blur kernel (radius 3 sigma, sums to 1): slight optical softness."""
+    if sigma < 0.1:
+        return np.ones((1, 1), np.float32)
+    g = cv2.getGaussianKernel(2 * math.ceil(3 * sigma) + 1, sigma)
+    return (g @ g.T).astype(np.float32)
 
 
 def disk_kernel(radius: float) -> np.ndarray:

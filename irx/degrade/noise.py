@@ -1,4 +1,4 @@
-"""Noise models: Gaussian (AWGN) and Poisson-Gaussian (shot + read noise).
+"""Noise models: Gaussian (AWGN), Poisson-Gaussian (shot + read noise) and correlated noise.
 
 Sigmas are in 0-255 units, as papers quote them (sigma=25 means std 25/255 on [0,1] images).
 """
@@ -29,3 +29,22 @@ def poisson_gaussian_noise(
     if peak > 0:
         x = rng.poisson(x * peak) / peak
     return gaussian_noise(x.astype(np.float32), sigma, rng)
+
+
+def correlated_noise(
+    img: np.ndarray, sigma: float, rng: np.random.Generator, spread: float = 0.8
+) -> np.ndarray:
+    """img + Gaussian noise smoothed by a Gaussian of `spread` px and rescaled to std sigma/255.
+
+    Demosaicing and in-camera processing spread sensor noise over neighbouring pixels, so a
+    real photo's grain is coarser than independent per-pixel noise. Not clipped.
+    """
+    import cv2
+
+    if sigma <= 0:
+        return img.astype(np.float32, copy=True)
+    white = rng.standard_normal(img.shape, dtype=np.float32)
+    smooth = np.stack([cv2.GaussianBlur(white[:, :, c], (0, 0), spread)
+                       for c in range(img.shape[2])], axis=2)
+    smooth /= max(float(smooth.std()), 1e-6)
+    return img.astype(np.float32) + smooth * np.float32(sigma / 255.0)

@@ -1,10 +1,15 @@
-"""Downsampling for super-resolution: MATLAB-style bicubic and area.
+"""Downsampling for super-resolution: MATLAB-style bicubic, area, bilinear and Lanczos.
 
 `imresize` reimplements the algorithm of MATLAB's imresize (bicubic, a = -0.5, antialiasing
 when shrinking, symmetric border padding), which produced the LR images of DIV2K, Set5,
 Set14, Urban100 and the other SR benchmarks. It works on floats and does not round; PIL's
 BICUBIC resize of a float ('F' mode) image uses the same kernel and pixel centres and agrees
 with it away from the border, while cv2.INTER_CUBIC does not antialias (a = -0.75).
+
+Real low-resolution photos were not all made with MATLAB's kernel: phones, browsers and web
+pipelines shrink with area averaging, bilinear or Lanczos filters. "bilinear" and "lanczos"
+use Pillow's antialiased filters (support widened by the shrink factor, as Pillow's and most
+web resizers do), applied to float ('F' mode) channels so nothing is rounded.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ._util import per_channel
 
@@ -68,8 +74,8 @@ def imresize(img: np.ndarray, scale: float, out_hw: tuple[int, int] | None = Non
 def downsample(img: np.ndarray, scale: int, kernel: str = "bicubic") -> np.ndarray:
     """Shrink an HWC image by an integer factor; the input is cropped to a multiple of scale.
 
-    kernel: "bicubic" (MATLAB imresize, see module doc) or "area" (cv2.INTER_AREA: the mean of
-    each scale x scale block).
+    kernel: "bicubic" (MATLAB imresize, see module doc), "area" (cv2.INTER_AREA: the mean of
+    each scale x scale block), "bilinear" or "lanczos" (Pillow's antialiased filters).
     """
     h, w = img.shape[:2]
     lh, lw = h // scale, w // scale
@@ -78,7 +84,16 @@ def downsample(img: np.ndarray, scale: int, kernel: str = "bicubic") -> np.ndarr
         return imresize(img, 1.0 / scale, (lh, lw))
     if kernel == "area":
         return per_channel(lambda ch: cv2.resize(ch, (lw, lh), interpolation=cv2.INTER_AREA), img)
-    raise ValueError(f"unknown downsampling kernel {kernel!r}; use 'bicubic' or 'area'")
+    if kernel in _PIL_FILTERS:
+        flt = _PIL_FILTERS[kernel]
+        return per_channel(
+            lambda ch: np.asarray(Image.fromarray(ch.astype(np.float32, copy=False)).resize((lw, lh), flt)), img
+        )
+    raise ValueError(f"unknown downsampling kernel {kernel!r}; use one of {', '.join(KERNELS)}")
+
+
+_PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "lanczos": Image.Resampling.LANCZOS}
+KERNELS = ("bicubic", "area", "bilinear", "lanczos")
 
 
 def upsample(img: np.ndarray, scale: int, out_hw: tuple[int, int] | None = None) -> np.ndarray:

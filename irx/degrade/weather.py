@@ -90,6 +90,20 @@ def synthetic_depth(h: int, w: int, rng: np.random.Generator, context: float = 1
     return np.ascontiguousarray(d[top : top + h, left : left + w])
 
 
-def add_haze(img: np.ndarray, depth: np.ndarray, beta: float, airlight: float) -> np.ndarray:
+def airlight_colour(airlight: float, tint: float, channels: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The atmospheric light per channel: grey `airlight`, or with `tint` > 0 shifted toward blue
+    (clear-sky scattering) or yellow-grey (smog, dust) by up to `tint`, clipped to [0, 1]."""
+    if tint <= 0 or channels != 3:
+        return np.full(channels, airlight, np.float32)
+    shift = rng.uniform(-1.0, 1.0) * tint  # > 0 bluish
+    colour = airlight * np.array([1.0 - shift, 1.0, 1.0 + shift])
+    return np.clip(colour, 0.0, 1.0).astype(np.float32)
+
+
+def add_haze(img: np.ndarray, depth: np.ndarray, beta: float,
+             airlight: float | np.ndarray) -> np.ndarray:
+    """I = J t + A (1 - t), t = exp(-beta d); `airlight` is a scalar or one value per channel."""
     t = np.exp(-beta * depth)[:, :, None].astype(np.float32)
-    return img * t + airlight * (1.0 - t)
+    a = np.asarray(airlight, np.float32).reshape(1, 1, -1)
+    return img * t + a * (1.0 - t)
