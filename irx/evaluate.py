@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from .baselines import BASELINES, BaselineUnavailable, baseline
-from .degrade import make_degradation
+from .degrade import EVAL_VARIANTS, Variant, make_degradation
 from .degrade._util import to_uint8
 from .errors import InputError, ModelError, UsageError
 from .media.atomic import atomic_write_with
@@ -37,7 +37,8 @@ from .media.image_io import read_image as media_read_image
 from .metrics import psnr, ssim
 from .tasks import TASKS
 
-__all__ = ["EvalReport", "EvalRow", "evaluate", "image_seed", "read_image"]
+__all__ = ["EvalReport", "EvalRow", "RobustnessReport", "evaluate", "evaluate_variants",
+           "image_seed", "read_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "seconds")
@@ -310,6 +311,76 @@ def evaluate(
             report.crops[stem] = _crops(clean, degraded, outputs, scale, crop_size)
     report.methods = [m for m in methods if m not in report.skipped]
     return report
+
+
+@dataclass
+class RobustnessReport:
+    """One EvalReport per degradation variant, each marked as trained on or held out."""
+
+    task: str
+    model: str | None
+    variants: list[Variant]
+    reports: list[EvalReport]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per variant: held_out, each method's mean RGB PSNR/SSIM, and the model's gain over
+        each baseline (dB)."""
+        out = []
+        for variant, report in zip(self.variants, self.reports, strict=True):
+            means = report.means()
+            row: dict[str, Any] = {"variant": variant.name, "held_out": variant.held_out,
+                                   "params": report.params,
+                                   "psnr": {m: v["psnr"] for m, v in means.items()},
+                                   "ssim": {m: v["ssim"] for m, v in means.items()}}
+            if self.model in means:
+                row["gain"] = {m: means[self.model]["psnr"] - v["psnr"]
+                               for m, v in means.items() if m != self.model}
+            out.append(row)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable({"task": self.task, "model": self.model,
+                                     "variants": self.rows()}), indent=2)
+
+    def rich_table(self):  # -> rich.table.Table
+        from rich.table import Table
+
+        rows = self.rows()
+        methods = list(rows[0]["psnr"]) if rows else []
+        table = Table(title=f"{self.task}: PSNR (RGB) per degradation variant")
+        table.add_column("variant")
+        table.add_column("trained on")
+        for m in methods:
+            table.add_column(m, justify="right")
+        for row in rows:
+            table.add_row(row["variant"], "held out" if row["held_out"] else "yes",
+                          *(f"{row['psnr'][m]:.2f}" for m in methods))
+        return table
+
+
+def evaluate_variants(
+    clean_dir: str | Path,
+    task: str,
+    model: Any = None,
+    baselines: Iterable[str] = ("input",),
+    params: dict[str, Any] | None = None,
+    variants: Iterable[Variant] | None = None,
+    **kwargs: Any,
+) -> RobustnessReport:
+    """Evaluate on every robustness variant of `task` (irx.degrade.EVAL_VARIANTS), on the same
+    images and seeds, so a model tuned to one kernel or noise shows it as a drop on the others.
+
+    params (e.g. {"scale": 4}) apply to every variant; other keyword arguments go to evaluate().
+    """
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    chosen = list(variants if variants is not None else EVAL_VARIANTS[task])
+    reports = [evaluate(clean_dir, task, model=model, baselines=baselines,
+                        params={**(params or {}), **v.params}, **kwargs) for v in chosen]
+    name = None
+    if model is not None and reports:
+        name = next((m for m in reports[0].methods if m not in BASELINES[task]), None)
+    return RobustnessReport(task, name, chosen, reports)
 
 
 def _match_pair(clean: np.ndarray, degraded: np.ndarray, task: str, scale: int, stem: str

@@ -169,3 +169,40 @@ def test_a_loaded_model_goes_through_irx_api_restore(clean_dir, tiny_denoiser):
     row = _by(rep, "DnCNN")["a"]
     assert row.psnr == pytest.approx(psnr(expected, clean))
     assert row.psnr != _by(rep, "input")["a"].psnr
+
+
+def test_variants_score_every_family_member_and_mark_the_held_out_ones(clean_dir):
+    from irx.degrade import EVAL_VARIANTS
+    from irx.evaluate import evaluate_variants
+
+    def bicubic_model(lr):
+        return upsample(lr, 2)
+
+    robust = evaluate_variants(clean_dir, "upscale", model=bicubic_model, baselines=("bicubic",),
+                               params={"scale": 2})
+    rows = robust.rows()
+    assert [r["variant"] for r in rows] == [v.name for v in EVAL_VARIANTS["upscale"]]
+    assert [r["held_out"] for r in rows] == [v.held_out for v in EVAL_VARIANTS["upscale"]]
+    # The "model" is the bicubic baseline itself: no gain on any variant.
+    assert all(abs(r["gain"]["bicubic"]) < 1e-9 for r in rows)
+    by_name = {r["variant"]: r for r in rows}
+    assert by_name["lanczos"]["params"]["kernel"] == "lanczos"
+    # Each variant really degrades differently: the bicubic baseline scores differ.
+    scores = {round(r["psnr"]["bicubic"], 4) for r in rows}
+    assert len(scores) == len(rows)
+
+
+def test_cli_variants_json(clean_dir):
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["eval", str(clean_dir), "--task", "dejpeg", "--variants",
+                                      "--json", "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    names = [v["variant"] for v in data["variants"]]
+    assert "q20 4:4:4" in names and data["variants"][-1]["held_out"] is True
+    assert all("input" in v["psnr"] for v in data["variants"])
+    bad = CliRunner().invoke(app, ["eval", str(clean_dir), "--task", "dejpeg", "--variants",
+                                   "--pairs", str(clean_dir)])
+    assert bad.exit_code != 0 and isinstance(bad.exception, UsageError)

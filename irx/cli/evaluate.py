@@ -44,6 +44,10 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic degradations."),
+    variants: bool = typer.Option(False, "--variants",
+                                  help="Robustness: score every degradation variant of the task "
+                                       "(the training family and held-out ones, e.g. Lanczos "
+                                       "downscaling for upscale), one row each."),
 ) -> None:
     """Degrade clean images with fixed, seeded settings, restore them, and report PSNR/SSIM
     (RGB and Y, BasicSR conventions) for the model and the chosen baselines.
@@ -51,7 +55,7 @@ def eval_command(
     Examples: irx eval photos/ --task denoise --sigma 25 --model laformer-denoise -b all;
     irx eval --pairs noisy/ clean/ --task denoise -m my.safetensors --json
     """
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, evaluate_variants
 
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
@@ -63,6 +67,9 @@ def eval_command(
         if name not in PARAM_TYPES[task] and not (pairs and name == "sigma"):
             raise UsageError(f"{opt} does not apply to --task {task}")
         params[name] = value
+    if variants and (pairs or report or csv_path):
+        raise UsageError("--variants degrades the clean images itself: it takes no --pairs, "
+                         "--report or --csv")
     err = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
@@ -72,9 +79,21 @@ def eval_command(
             progress.update(bar, description=f"evaluating {stem}")
             progress.advance(bar)
 
-        result = evaluate(clean_dir, task, model=model, baselines=baseline or ("input",),
-                          params=params, seed=seed, pairs_dir=pairs, limit=limit, device=device,
-                          keep_crops=report is not None, on_image=tick)
+        if variants:
+            robust = evaluate_variants(clean_dir, task, model=model,
+                                       baselines=baseline or ("input",), params=params,
+                                       seed=seed, limit=limit, device=device, keep_crops=False,
+                                       on_image=tick)
+        else:
+            result = evaluate(clean_dir, task, model=model, baselines=baseline or ("input",),
+                              params=params, seed=seed, pairs_dir=pairs, limit=limit,
+                              device=device, keep_crops=report is not None, on_image=tick)
+    if variants:
+        if json_out:
+            typer.echo(robust.to_json())
+        else:
+            Console().print(robust.rich_table())
+        return
     if csv_path:
         result.write_csv(csv_path)
         err.print(f"wrote {csv_path}")
