@@ -38,19 +38,12 @@ import numpy as np
 from .degrade._util import as_hwc, per_channel, restore_ndim, to_uint8
 from .degrade.resize import upsample
 from .errors import IrxError, UsageError
+from .tasks import get_task, task_specs
 
 __all__ = ["BASELINES", "BaselineUnavailable", "baseline", "estimate_sigma", "guided_filter"]
 
-# Baselines that make sense for each task, in the order "all" runs them.
-BASELINES: dict[str, tuple[str, ...]] = {
-    "denoise": ("input", "nlm", "bm3d"),
-    "deblur": ("input", "unsharp", "wiener"),
-    "derain": ("input", "median", "guided"),
-    "dehaze": ("input", "dcp"),
-    "upscale": ("input", "bicubic"),
-    "dejpeg": ("input",),
-    "lowlight": ("input", "clahe", "gamma"),
-}
+# Baselines that make sense for each task, in the order "all" runs them (declared in irx.tasks).
+BASELINES: dict[str, tuple[str, ...]] = {t.name: t.baselines for t in task_specs()}
 
 NLM_H_PER_SIGMA = 0.6
 
@@ -219,14 +212,14 @@ def baseline(name: str, task: str, degraded: np.ndarray, **params: Any) -> np.nd
 
     params: sigma (denoise, 0-255), scale and optionally out_hw (upscale), kernel (wiener).
     """
-    if task not in BASELINES:
-        raise UsageError(f"unknown task {task!r}")
-    if name not in BASELINES[task]:
+    spec = get_task(task)
+    if name not in spec.baselines:
         raise UsageError(f"no baseline {name!r} for {task}; choose from "
-                         f"{', '.join(BASELINES[task])}")
+                         f"{', '.join(spec.baselines)}")
     x, was_2d = as_hwc(degraded)
     if name == "input":
-        out = _bicubic(x, params) if task == "upscale" else x.copy()
+        # The degraded input at the output's size: bicubic-enlarged when the task changes size.
+        out = _bicubic(x, params) if spec.has_scale else x.copy()
     else:
         out = _FUNCS[name](x, params)
     return restore_ndim(np.clip(out, 0.0, 1.0).astype(np.float32), was_2d)

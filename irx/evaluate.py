@@ -29,13 +29,13 @@ import cv2
 import numpy as np
 
 from .baselines import BASELINES, BaselineUnavailable, baseline
-from .degrade import EVAL_VARIANTS, Variant, make_degradation
+from .degrade import make_degradation
 from .degrade._util import to_uint8
 from .errors import InputError, ModelError, UsageError
 from .media.atomic import atomic_write_with
 from .media.image_io import read_image as media_read_image
 from .metrics import psnr, ssim
-from .tasks import TASKS
+from .tasks import Variant, get_task
 
 __all__ = ["EvalReport", "EvalRow", "RobustnessReport", "evaluate", "evaluate_variants",
            "image_seed", "read_image"]
@@ -154,7 +154,7 @@ def _model_fn(model: Any, task: str, scale: int | None, device: str
 
         label = str(model)
         model = api.load_model(str(model), task=task,
-                               scale=scale if task == "upscale" else None, device=device)
+                               scale=scale if get_task(task).has_scale else None, device=device)
     # A loaded model (spandrel descriptor, or irx's TorchScript wrapper) has .model and .scale
     # and takes tensors; anything else callable is taken to map numpy images to numpy images.
     if hasattr(model, "model") and hasattr(model, "scale"):
@@ -226,8 +226,7 @@ def evaluate(
     mode; in pairs mode only "scale" and "sigma" are used, the latter for NLM/BM3D).
     crop_border defaults to the scale for upscale and 0 otherwise.
     """
-    if task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    spec = get_task(task)
     names = list(baselines)
     if "all" in names:
         names = list(BASELINES[task])
@@ -245,7 +244,7 @@ def evaluate(
     pairs, unpaired = _pairs(Path(clean_dir), Path(pairs_dir) if pairs_mode else None)
     if limit is not None:
         pairs = pairs[: max(0, limit)]
-    if pairs_mode and task == "upscale" and not scale and pairs:
+    if pairs_mode and spec.has_scale and not scale and pairs:
         # The model must be loaded for the right factor: infer it from the first pair.
         _, s = _match_pair(read_image(pairs[0][1]), read_image(pairs[0][2]), task, 0, pairs[0][0])
         scale = s
@@ -272,11 +271,11 @@ def evaluate(
             info = {k: given[k] for k in ("sigma",) if k in given}
         if degraded.shape[2] != clean.shape[2]:
             raise InputError(f"{stem}: degraded and clean images differ in channels")
-        border = crop_border if crop_border is not None else (scale if task == "upscale" else 0)
+        border = crop_border if crop_border is not None else (scale if spec.has_scale else 0)
         report.crop_border = border
         report.images.append(stem)
         bparams: dict[str, Any] = {"out_hw": clean.shape[:2]}
-        if task == "upscale":
+        if spec.has_scale:
             bparams["scale"] = scale
         for key in ("sigma", "noise", "kernel"):
             if key in info:
@@ -372,9 +371,7 @@ def evaluate_variants(
 
     params (e.g. {"scale": 4}) apply to every variant; other keyword arguments go to evaluate().
     """
-    if task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    chosen = list(variants if variants is not None else EVAL_VARIANTS[task])
+    chosen = list(variants if variants is not None else get_task(task).variants)
     reports = [evaluate(clean_dir, task, model=model, baselines=baselines,
                         params={**(params or {}), **v.params}, **kwargs) for v in chosen]
     name = None
@@ -387,7 +384,7 @@ def _match_pair(clean: np.ndarray, degraded: np.ndarray, task: str, scale: int, 
                 ) -> tuple[np.ndarray, int]:
     """Check a (clean, degraded) pair's sizes; for upscale, crop clean to scale x LR size."""
     (ch, cw), (dh, dw) = clean.shape[:2], degraded.shape[:2]
-    if task != "upscale":
+    if not get_task(task).has_scale:
         if (ch, cw) != (dh, dw):
             raise InputError(f"{stem}: degraded is {dw}x{dh} but clean is {cw}x{ch}")
         return clean, 1

@@ -14,9 +14,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..degrade import PARAM_TYPES
 from ..errors import UsageError
-from ..tasks import TASKS
+from ..tasks import TASKS, get_task
 
 
 def eval_command(
@@ -57,14 +56,13 @@ def eval_command(
     """
     from ..evaluate import evaluate, evaluate_variants
 
-    if task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    spec = get_task(task)
     params = {}
     for name, value, opt in (("sigma", sigma, "--sigma"), ("quality", quality, "--quality"),
                              ("scale", scale, "--scale")):
         if value is None:
             continue
-        if name not in PARAM_TYPES[task] and not (pairs and name == "sigma"):
+        if name not in spec.param_types and not (pairs and name == "sigma"):
             raise UsageError(f"{opt} does not apply to --task {task}")
         params[name] = value
     if variants and (pairs or report or csv_path):

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..tasks import TASKS
+from ..tasks import Variant, get_task, task_specs
 from ._util import as_hwc, restore_ndim
 from .blur import convolve, disk_kernel, gaussian_kernel, linear_motion_kernel, motion_kernel
 from .jpeg import SUBSAMPLING, jpeg_roundtrip
@@ -65,116 +65,11 @@ __all__ = [
     "make_degradation",
 ]
 
-# The training family of each task: every range or choice is drawn anew for each patch (a
-# repeated choice weights it). Held out on purpose, so the robustness evaluation can show
-# over-fitting: Lanczos downscaling, straight motion streaks, correlated noise, re-saved JPEGs,
-# additive rain, thick tinted haze and very steep darkening curves (see EVAL_VARIANTS).
-DEFAULT_TRAIN_PARAMS: dict[str, dict[str, Any]] = {
-    "denoise": {"sigma": (5.0, 50.0), "noise": ("gaussian", "gaussian", "poisson_gaussian"),
-                "peak": (30.0, 400.0), "jpeg": 0.25, "quality": (60, 95)},
-    "deblur": {"kind": ("motion", "motion", "defocus", "gaussian"), "size": (7, 31),
-               "radius": (1.0, 5.0), "spread": (0.8, 3.0), "sigma": (0.0, 2.0)},
-    "derain": {"density": (0.0005, 0.005), "length": (10.0, 40.0), "angle": (-30.0, 30.0),
-               "width": (0.3, 1.2), "intensity": (0.4, 1.0), "blend": "screen"},
-    "dehaze": {"beta": (0.5, 2.5), "airlight": (0.7, 1.0), "tint": (0.0, 0.1)},
-    "upscale": {"scale": 2, "kernel": ("bicubic", "area", "bilinear"), "preblur": (0.0, 0.6),
-                "jpeg": 0.3, "quality": (60, 95)},
-    "dejpeg": {"quality": (10, 60), "subsampling": ("420", "420", "422", "444")},
-    "lowlight": {"exposure": (0.05, 0.35), "gamma": (1.0, 1.6), "peak": (200.0, 3000.0),
-                 "sigma": (0.0, 4.0), "tint": (0.0, 0.25)},
-}
-
-# Fixed levels for evaluation (paper conventions where there is one). The blur kernel, rain
-# layer and depth map are still random, but the evaluation seeds them per image.
-DEFAULT_EVAL_PARAMS: dict[str, dict[str, Any]] = {
-    "denoise": {"sigma": 25.0, "noise": "gaussian"},
-    "deblur": {"kind": "motion", "size": 17, "sigma": 0.0},
-    "derain": {"density": 0.002, "length": 25.0, "angle": 15.0, "width": 0.6, "intensity": 0.7,
-               "blend": "screen"},
-    "dehaze": {"beta": 1.5, "airlight": 0.9},
-    "upscale": {"scale": 2, "kernel": "bicubic"},
-    "dejpeg": {"quality": 20},
-    "lowlight": {"exposure": 0.15, "gamma": 1.2, "peak": 1000.0, "sigma": 2.0},
-}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One fixed case of the robustness evaluation: parameters over DEFAULT_EVAL_PARAMS, and
-    whether the training family covers it (held_out=False) or not."""
-
-    name: str
-    params: dict[str, Any]
-    held_out: bool = False
-
-
-EVAL_VARIANTS: dict[str, tuple[Variant, ...]] = {
-    "denoise": (
-        Variant("gaussian s15", {"sigma": 15.0}),
-        Variant("gaussian s25", {"sigma": 25.0}),
-        Variant("gaussian s50", {"sigma": 50.0}),
-        Variant("poisson-gaussian", {"noise": "poisson_gaussian", "peak": 60.0, "sigma": 8.0}),
-        Variant("s25 + jpeg q80", {"sigma": 25.0, "jpeg": 1.0, "quality": 80}),
-        Variant("correlated s25", {"noise": "correlated", "sigma": 25.0}, held_out=True),
-    ),
-    "deblur": (
-        Variant("motion 7", {"size": 7}),
-        Variant("motion 11", {"size": 11}),
-        Variant("motion 17", {"size": 17}),
-        Variant("defocus r3", {"kind": "defocus", "radius": 3.0}),
-        Variant("gaussian 2", {"kind": "gaussian", "spread": 2.0}),
-        Variant("linear 13", {"kind": "linear", "size": 13}, held_out=True),
-    ),
-    "derain": (
-        Variant("screen", {}),
-        Variant("additive", {"blend": "additive", "intensity": 0.5}, held_out=True),
-    ),
-    "dehaze": (
-        Variant("beta 1.5", {}),
-        Variant("beta 1.0 tinted", {"beta": 1.0, "tint": 0.08}),
-        Variant("beta 2.8 tinted", {"beta": 2.8, "tint": 0.15}, held_out=True),
-    ),
-    "upscale": (
-        Variant("bicubic", {"kernel": "bicubic"}),
-        Variant("area", {"kernel": "area"}),
-        Variant("bilinear", {"kernel": "bilinear"}),
-        Variant("bicubic + jpeg q75", {"kernel": "bicubic", "jpeg": 1.0, "quality": 75}),
-        Variant("lanczos", {"kernel": "lanczos"}, held_out=True),
-    ),
-    "dejpeg": (
-        Variant("q20 4:2:0", {"quality": 20, "subsampling": "420"}),
-        Variant("q20 4:4:4", {"quality": 20, "subsampling": "444"}),
-        Variant("q40 4:2:2", {"quality": 40, "subsampling": "422"}),
-        Variant("q20 re-saved from q70", {"quality": 20, "prior": 70}, held_out=True),
-    ),
-    "lowlight": (
-        Variant("exposure 0.15", {}),
-        Variant("warm light", {"tint": 0.2}),
-        Variant("gamma 2.0", {"gamma": 2.0, "exposure": 0.2}, held_out=True),
-    ),
-}
-
-# Parameter name -> type, per task (also the list of accepted parameters). "clip" is common.
-PARAM_TYPES: dict[str, dict[str, type]] = {
-    "denoise": {"sigma": float, "noise": str, "peak": float, "jpeg": float, "quality": int},
-    "deblur": {"kind": str, "size": int, "radius": float, "spread": float, "sigma": float},
-    "derain": {"density": float, "length": float, "angle": float, "width": float,
-               "intensity": float, "blend": str},
-    "dehaze": {"beta": float, "airlight": float, "tint": float, "context": float},
-    "upscale": {"scale": int, "kernel": str, "preblur": float, "jpeg": float, "quality": int},
-    "dejpeg": {"quality": int, "subsampling": str, "prior": int},
-    "lowlight": {"exposure": float, "gamma": float, "peak": float, "sigma": float, "tint": float},
-}
-
-# Values used for parameters the caller leaves out.
-_FALLBACK: dict[str, dict[str, Any]] = {
-    "denoise": {"noise": "gaussian", "peak": 100.0, "quality": 80},
-    "deblur": {"kind": "motion", "size": 21, "radius": 3.0, "spread": 1.5, "sigma": 0.0},
-    "derain": {"blend": "screen"},
-    "dehaze": {"context": 1.0},
-    "upscale": {"kernel": "bicubic", "quality": 80},
-    "dejpeg": {"subsampling": "420"},
-}
+# The per-task tables, derived from irx.tasks (where each task is declared once).
+DEFAULT_TRAIN_PARAMS: dict[str, dict[str, Any]] = {t.name: t.train_params for t in task_specs()}
+DEFAULT_EVAL_PARAMS: dict[str, dict[str, Any]] = {t.name: t.eval_params for t in task_specs()}
+EVAL_VARIANTS: dict[str, tuple[Variant, ...]] = {t.name: t.variants for t in task_specs()}
+PARAM_TYPES: dict[str, dict[str, type]] = {t.name: t.param_types for t in task_specs()}
 # Optional stages (pre-blur, JPEG after, tint, an earlier JPEG save) are off unless given.
 
 _CHOICES = {"noise": ("gaussian", "poisson_gaussian", "correlated"),
@@ -289,7 +184,7 @@ class Degradation:
     scale: int = field(init=False, default=1)
 
     def __post_init__(self) -> None:
-        if self.task == "upscale":
+        if get_task(self.task).has_scale:
             s = self.params["scale"]
             if _is_range(s) or int(s) < 1:
                 raise UsageError("upscale needs one integer scale (e.g. 2 or 4), not a range")
@@ -316,15 +211,14 @@ class Degradation:
 def make_degradation(task: str, clip: bool = True, **params: Any) -> Degradation:
     """Build the degradation for `task`; unspecified parameters take DEFAULT_EVAL_PARAMS values
     (then built-in fallbacks), so make_degradation("denoise") is sigma-25 Gaussian noise."""
-    if task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    allowed = PARAM_TYPES[task]
+    spec = get_task(task)
+    allowed = spec.param_types
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise UsageError(
             f"{task} has no parameter {', '.join(unknown)}; it takes: {', '.join(allowed)}"
         )
-    merged = {**_FALLBACK.get(task, {}), **DEFAULT_EVAL_PARAMS[task]}
+    merged = {**spec.fallbacks, **spec.eval_params}
     merged.update({k: v for k, v in params.items() if v is not None})
     for name, choices in _CHOICES.items():
         if name in merged:

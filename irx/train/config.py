@@ -22,7 +22,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from irx.errors import UsageError
-from irx.tasks import TASKS
+from irx.tasks import TASKS, get_task
 
 DATA_ROOT_ENV = "IRX_DATA_ROOT"
 RECIPES_DIR = Path(__file__).with_name("configs")
@@ -291,7 +291,9 @@ def _validate(cfg: RunConfig) -> None:
     need(m.arch in ("laformer", "rwkvir"), f"model.arch must be laformer or rwkvir, got {m.arch!r}")
     need(m.scale in (1, 2, 3, 4, 8), f"model.scale must be 1, 2, 3, 4 or 8, got {m.scale}")
     need(cfg.degradation.task in TASKS, f"degradation.task must be one of {', '.join(TASKS)}")
-    need((cfg.degradation.task == "upscale") == (m.scale > 1), "model.scale > 1 goes with task upscale only")
+    sized = [t for t in TASKS if get_task(t).has_scale]
+    need(get_task(cfg.degradation.task).has_scale == (m.scale > 1),
+         f"model.scale > 1 goes with task {' or '.join(sized)} only")
     need(d.patch_size >= 4 and d.patch_size % m.scale == 0, "data.patch_size must be >= 4 and a multiple of model.scale")
     need(d.batch_size >= 1, "data.batch_size must be >= 1")
     need(d.num_workers >= 0, "data.num_workers must be >= 0")

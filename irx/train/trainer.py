@@ -28,6 +28,7 @@ from torch import nn
 
 from irx.errors import UsageError
 from irx.media.atomic import atomic_write_bytes
+from irx.tasks import get_task
 from irx.train.config import RunConfig
 from irx.train.data import (
     BatchMaker,
@@ -337,14 +338,15 @@ class Trainer:
         self._build_val(val_items)
 
     def _deg_params(self, params: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-        """The recipe's params (or irx.degrade's defaults); for upscale the factor is model.scale."""
+        """The recipe's params (or irx.degrade's defaults); for a sized task the factor is model.scale."""
         cfg = self.cfg
         given = dict(params) if params else {}
         scale = given.get("scale", cfg.model.scale)
-        if cfg.task == "upscale" and scale != cfg.model.scale:
+        sized = get_task(cfg.task).has_scale
+        if sized and scale != cfg.model.scale:
             raise UsageError(f"degradation scale {scale} differs from model.scale {cfg.model.scale}")
         merged = given or default_params(cfg.task, kind)
-        if cfg.task == "upscale":
+        if sized:
             merged["scale"] = cfg.model.scale
         return merged
 
