@@ -154,6 +154,19 @@ def test_aligned_crop_puts_the_drawn_eyes_on_the_template_eyes():
     assert crop[40, 256].min() > 0.3  # forehead / background, not an eye
 
 
+def test_a_face_larger_than_the_crop_is_area_reduced_not_aliased():
+    from irx.faces.align import warp_face
+
+    points = landmarks_at((700, 650), 2.0, 10)  # a 1000-pixel face: the crop shrinks it 2x
+    yy, xx = np.mgrid[0:1300, 0:1400]
+    image = np.dstack([(xx + yy) % 2, xx / 1400, yy / 1300]).astype(np.float32)  # pixel checkerboard, ramps
+    matrix = alignment_matrix(points)
+    crop = warp_face(image, matrix, 512)
+    plain = cv2.warpAffine(image, matrix, (512, 512), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    assert plain[..., 0].std() > 0.1 and crop[..., 0].std() < 0.02  # bilinear alone aliases the checkerboard
+    assert np.abs(crop[..., 1:] - plain[..., 1:]).max() < 2e-3  # same geometry (under half a grey level)
+
+
 def test_identity_model_gives_the_picture_back_through_warp_and_inverse_warp():
     yy, xx = np.mgrid[0:200, 0:260].astype(np.float32)
     smooth = np.stack([128 + 60 * np.sin(xx / 9), 128 + 60 * np.cos(yy / 7), 128 + 40 * np.sin((xx + yy) / 11)], axis=2)

@@ -53,8 +53,33 @@ def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """The aligned ``size`` x ``size`` crop; beyond the image edge the image is mirrored, which gives
-    the face model plausible surroundings for a face cut by the frame."""
+    the face model plausible surroundings for a face cut by the frame.
+
+    A face larger than the crop is first reduced with area averaging: a bilinear warp alone would
+    alias fine detail (hair, fabric) into patterns the face model then sharpens.
+    """
+    shrink = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if shrink < 0.75:
+        image, matrix = _reduced_source(image, matrix, size, shrink)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _reduced_source(image: np.ndarray, matrix: np.ndarray, size: int, shrink: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` the crop samples, area-reduced by ``shrink``, and the matrix from it to the crop."""
+    height, width = image.shape[:2]
+    corners = apply_matrix(cv2.invertAffineTransform(matrix), np.array([[0, 0], [size, 0], [0, size], [size, size]]))
+    x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 3, (width, height))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return image, matrix
+    region = image[y0:y1, x0:x1]
+    new_size = (max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink)))
+    reduced = cv2.resize(region, new_size, interpolation=cv2.INTER_AREA)
+    fx, fy = new_size[0] / (x1 - x0), new_size[1] / (y1 - y0)
+    # Reduced pixel u sits at source x = (u + 0.5) / fx - 0.5 + x0 (pixel centres).
+    linear = matrix[:, :2] @ np.diag([1 / fx, 1 / fy])
+    offset = matrix[:, :2] @ np.array([0.5 / fx - 0.5 + x0, 0.5 / fy - 0.5 + y0]) + matrix[:, 2]
+    return reduced, np.hstack([linear, offset[:, None]])
 
 
 def paste_matrix(matrix: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
