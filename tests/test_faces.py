@@ -298,7 +298,7 @@ class FakeYuNet:
         self.sizes: list[tuple[int, int]] = []
         self.images: list[np.ndarray] = []
 
-    def setInputSize(self, size: tuple[int, int]) -> None:  # noqa: N802 - OpenCV's name
+    def setInputSize(self, size: tuple[int, int]) -> None:  # OpenCV's name
         self.sizes.append(size)
 
     def detect(self, image: np.ndarray):
@@ -352,7 +352,7 @@ def test_spandrel_face_model_loads_through_irx_and_restores_an_aligned_face(tiny
     assert isinstance(model, SpandrelFaceModel) and model.arch == "RestoreFormer" and model.size == 512
     crop = np.random.default_rng(0).random((512, 512, 3), dtype=np.float32)
     out = model(crop)
-    assert out.shape == crop.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert out.shape == crop.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
 
 
 def test_a_model_that_is_not_a_face_model_is_refused(tiny_denoiser):
@@ -381,7 +381,10 @@ class _Descriptor:
         self.model = _Recorder()
 
 
-@pytest.mark.parametrize("arch,expected", [("CodeFormer", {"weight": 0.8}), ("GFPGAN", {"randomize_noise": False, "return_rgb": False}), ("RestoreFormer", {})])
+@pytest.mark.parametrize(
+    "arch,expected",
+    [("CodeFormer", {"weight": 0.8}), ("GFPGAN", {"randomize_noise": False, "return_rgb": False}), ("RestoreFormer", {})],
+)
 def test_face_networks_get_inputs_in_minus_one_to_one_and_their_own_options(arch, expected):
     descriptor = _Descriptor(arch)
     model = SpandrelFaceModel(descriptor, fidelity=0.8)
@@ -416,7 +419,9 @@ def test_face_records_follow_the_zoo_rules():
                         repo_id="a/b", sha256="beef")
 
 
-@pytest.mark.parametrize("name,task,flag", [("gfpgan-v1.4", FACE_RESTORE, "--model"), ("yunet-2023mar", FACE_DETECT, "--detector")])
+@pytest.mark.parametrize(
+    "name,task,flag", [("gfpgan-v1.4", FACE_RESTORE, "--model"), ("yunet-2023mar", FACE_DETECT, "--detector")]
+)
 def test_offline_and_not_downloaded_says_how_to_get_it(name, task, flag, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(ModelError) as caught:

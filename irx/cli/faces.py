@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,14 +19,14 @@ _err = Console(stderr=True, highlight=False)
 def faces_command(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Output file (one input) or folder (several inputs).")
+        Path | None, typer.Option("-o", "--output", help="Output file (one input) or folder (several inputs).")
     ] = None,
     model: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--model", "-m", help="Face model: gfpgan-v1.4 (default), codeformer, or a GFPGAN/RestoreFormer/CodeFormer file."),
     ] = None,
     detector: Annotated[
-        Optional[str], typer.Option("--detector", help="Face detector: yunet-2023mar (default) or a YuNet .onnx file.")
+        str | None, typer.Option("--detector", help="Face detector: yunet-2023mar (default) or a YuNet .onnx file.")
     ] = None,
     strength: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="0 keeps the faces, 1 uses the model's faces; between, a blend.")
@@ -42,9 +42,9 @@ def faces_command(
         bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose output exists (default), or replace it.")
     ] = True,
     out_format: Annotated[
-        Optional[str], typer.Option("--format", "-f", help="Output image format: png, jpg, webp, tiff, bmp (default: the input's).")
+        str | None, typer.Option("--format", "-f", help="Output image format: png, jpg, webp, tiff, bmp (default: the input's).")
     ] = None,
-    quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality 1-100 (default 95).", min=1, max=100)] = None,
+    quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality 1-100 (default 95).", min=1, max=100)] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network; use downloaded models only.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
     json_summary: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
@@ -58,8 +58,8 @@ def faces_command(
     """
     from irx.cli.main import _guarded  # noqa: PLC0415 - main imports this module
 
-    settings = dict(model=model, detector=detector, strength=strength, fidelity=fidelity, upscale=upscale,
-                    min_score=min_score, device=device, offline=offline)
+    settings = {"model": model, "detector": detector, "strength": strength, "fidelity": fidelity,
+                "upscale": upscale, "min_score": min_score, "device": device, "offline": offline}
     _guarded(
         lambda: _run(inputs, output, recursive, skip_existing, out_format, quality, quiet, json_summary, settings),
         debug=debug,

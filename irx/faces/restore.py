@@ -21,7 +21,13 @@ import cv2
 import numpy as np
 
 from irx.errors import ModelError, UsageError
-from irx.faces.align import alignment_matrix, crop_mask, paste_face, paste_matrix, warp_face
+from irx.faces.align import (
+    alignment_matrix,
+    crop_mask,
+    paste_face,
+    paste_matrix,
+    warp_face,
+)
 from irx.faces.detect import Face, FaceDetector, YuNetDetector
 from irx.faces.records import (
     DEFAULT_DETECTOR,
