@@ -19,11 +19,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperCommand
+
+try:  # recent typer carries its own copy of click, whose errors are not click's
+    from typer._click.exceptions import UsageError as _OptionError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import UsageError as _OptionError
 
 from irx import __version__
 from irx.errors import IrxError, UsageError
@@ -125,11 +129,11 @@ def _say(label: str, style: str, message: str) -> None:
 class _RestoreCommand(TyperCommand):
     """A restore command whose option errors (exit 2) still print the JSON object under `--json`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         wants_json = "--json" in args
         try:
             return super().parse_args(ctx, args)
-        except click.UsageError as error:
+        except _OptionError as error:
             if wants_json:
                 _RunState(json_summary=True).print_json(f"usage: {error.format_message()}")
             raise

@@ -177,7 +177,7 @@ def plan_jobs(
             continue
         candidates.append((cand, kind))
     sources = {_resolve(cand.source) for cand, _ in candidates}
-    inputs_of_run: dict[Path, Path] = {}
+    inputs_of_run: set[Path] = set()
     kept: list[tuple[_Candidate, Kind]] = []
     for cand, kind in candidates:
         entry = ledgers.entry(cand.source)
@@ -188,7 +188,7 @@ def plan_jobs(
             plan.skipped.append(str(cand.source))
             plan.skip_reasons.append((str(cand.source), f"an output irx {entry.task} wrote earlier (from {entry.source})"))
             continue
-        inputs_of_run[_resolve(cand.source)] = cand.source
+        inputs_of_run.add(_resolve(cand.source))
         kept.append((cand, kind))
 
     # Pass 2: every output is known and checked against every input before any work.
@@ -241,13 +241,13 @@ def _resolve(path: Path) -> Path:
 
 
 def _conflict(
-    source: Path, target: Path, resolved: Path, inputs_of_run: dict[Path, Path], seen_outputs: dict[Path, Path]
+    source: Path, target: Path, resolved: Path, inputs_of_run: set[Path], seen_outputs: dict[Path, Path]
 ) -> str | None:
     """Why ``target`` cannot be ``source``'s output, or None."""
     if resolved == _resolve(source):
         return "the output would overwrite the input; choose another -o"
     if resolved in inputs_of_run:
-        return f"the output {target} is another input of this run ({inputs_of_run[resolved]}); choose another -o"
+        return f"its output {target} is also an input of this run; choose another -o"
     if resolved in seen_outputs:
         return f"output {target} is also the output of {seen_outputs[resolved]}"
     return None
