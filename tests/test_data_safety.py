@@ -201,6 +201,10 @@ def test_case05_a_name_too_long_fails_only_that_file(tmp_path, tiny_denoiser):
     assert summary["processed"] == [str(short)] and (tmp_path / "a_denoise.png").exists()
     assert [f["path"] for f in summary["failed"]] == [str(long_input)]
     assert "more than this filesystem holds" in summary["failed"][0]["reason"]
+    # Long names that fit, and start alike, get their own temp and claim files: both are restored.
+    alike = [png(tmp_path / "alike" / ("m" * 200 + f"{i}.png"), i) for i in range(2)]
+    result = invoke("denoise", *alike, "--model", tiny_denoiser, "--json")
+    assert result.exit_code == 0 and sorted(summary_of(result)["processed"]) == sorted(map(str, alike))
 
 
 # ------------------------------------------------------------------------------------------ 6

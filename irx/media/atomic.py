@@ -18,7 +18,7 @@ import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +32,7 @@ __all__ = [
     "cleanup_stale_temps",
     "is_temp_name",
     "owner_is_gone",
+    "remove_orphans",
     "short_name",
 ]
 
@@ -62,11 +63,16 @@ def _exists_message(dest: Path) -> str:
 
 
 def short_name(name: str, limit: int = _MAX_NAME_PART) -> str:
-    """``name`` cut to at most ``limit`` bytes of UTF-8 (never inside a character), for hidden helper files."""
+    """``name`` in at most ``limit`` bytes of UTF-8, for hidden helper files beside it.
+
+    A long name is cut (never inside a character) and ends with a hash of the whole name, so two long
+    names that start alike still get different helper files.
+    """
     data = name.encode("utf-8", "surrogateescape")
     if len(data) <= limit:
         return name
-    return data[:limit].decode("utf-8", "ignore")
+    digest = hashlib.sha1(data).hexdigest()[:8]
+    return data[: limit - 9].decode("utf-8", "ignore") + "~" + digest
 
 
 def _create_temp(dest: Path) -> Path:
@@ -243,18 +249,29 @@ def cleanup_stale_temps(folder: Path | str, *, recursive: bool = False) -> list[
         if recursive
         else folder.glob(f".*{_TEMP_MARK}*")
     )
+    return remove_orphans(candidates, _temp_owner)
+
+
+def _temp_owner(path: Path) -> tuple[str, int, float] | None:
+    """(host, pid, mtime) of one of irx's temp files, None for anything else."""
+    match = _TEMP_RE.match(path.name)
+    if match is None or path.is_symlink():
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return match.group("host"), int(match.group("pid")), info.st_mtime
+
+
+def remove_orphans(paths: Iterable[Path], owner: Callable[[Path], tuple[str, int, float] | None]) -> list[Path]:
+    """Remove the files among ``paths`` whose owner (host, pid, mtime) is known and gone; return them."""
     removed: list[Path] = []
-    for path in sorted(candidates):
-        match = _TEMP_RE.match(path.name)
-        if match is None or path.is_symlink():
-            continue
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        if not stat.S_ISREG(info.st_mode):
-            continue
-        if not owner_is_gone(match.group("host"), int(match.group("pid")), info.st_mtime):
+    for path in sorted(paths):
+        found = owner(path)
+        if found is None or not owner_is_gone(*found):
             continue
         try:
             path.unlink()

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from irx.media.atomic import HOST_TAG, owner_is_gone, short_name
+from irx.media.atomic import HOST_TAG, owner_is_gone, remove_orphans, short_name
 
 __all__ = ["Claim", "LedgerEntry", "Ledgers", "cleanup_stale_claims", "record_output", "try_claim"]
 
@@ -177,18 +177,8 @@ def _young(path: Path) -> bool:
 
 def cleanup_stale_claims(folder: Path) -> list[Path]:
     """Remove claims left in ``folder`` by killed runs; return the removed paths."""
-    removed: list[Path] = []
     try:
-        candidates = sorted(folder.glob(f".*{_CLAIM_MARK}"))
+        candidates = list(folder.glob(f".*{_CLAIM_MARK}"))
     except OSError:
-        return removed
-    for path in candidates:
-        owner = _claim_owner(path)
-        if owner is None or not owner_is_gone(*owner):
-            continue
-        try:
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
-    return removed
+        return []
+    return remove_orphans(candidates, _claim_owner)
