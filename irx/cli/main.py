@@ -322,10 +322,8 @@ def _restore(task: str, options: RestoreOptions, state: _RunState) -> None:
         raise UsageError(f"no images or videos found in {' '.join(options.inputs)} (use --recursive for sub-folders)")
     if world > 1 and devices[0].type == "cuda" and len(devices) > 1:
         devices = [devices[int(os.environ.get("LOCAL_RANK", "0")) % len(devices)]]
-    video_options = _video_options(options) if any(job.kind == "video" for job in plan.jobs) else None
-    _check_video_outputs(plan.jobs, video_options)  # a bad --codec/--pix-fmt/--preset stops here, before the model
-    _remove_stale_files(plan.output_folders)
 
+    # The plan's verdicts go into the summary first, so that a run-level error below still reports them.
     show_progress = not (options.quiet or options.json_summary) and stderr.is_terminal
     reporter = RichReporter(stderr, show_progress=show_progress, debug=options.debug)
     summary = state.summary
@@ -336,6 +334,10 @@ def _restore(task: str, options: RestoreOptions, state: _RunState) -> None:
     for name, reason in plan.skip_reasons:
         summary.warnings.append({"path": name, "reason": f"skipped: {reason}"})
         reporter.file_failed(name, f"warning: skipped: {reason}")
+
+    video_options = _video_options(options) if any(job.kind == "video" for job in plan.jobs) else None
+    _check_video_outputs(plan.jobs, video_options)  # a bad --codec/--pix-fmt/--preset stops here, before the model
+    _remove_stale_files(plan.output_folders)
 
     if plan.jobs:
         engines = [
