@@ -53,12 +53,25 @@ def load_model(
     target = device if isinstance(device, torch.device) else resolve_devices(str(device))[0]
     key = (str(Path(resolved.path).resolve()), str(target))
     with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        descriptor = _load_descriptor(Path(resolved.path), trust_remote_code)
-        descriptor.to(target).eval()
-        _CACHE[key] = descriptor
-        return descriptor
+        descriptor = _CACHE.get(key)
+        if descriptor is None:
+            descriptor = _load_descriptor(Path(resolved.path), trust_remote_code)
+            descriptor.to(target).eval()
+            _CACHE[key] = descriptor
+    if resolved.record is None and task is not None:
+        _check_file_fits(descriptor, task, Path(resolved.path).name)
+    return descriptor
+
+
+def _check_file_fits(descriptor: Any, task: str, name: str) -> None:
+    """A model file has no zoo record saying what it is for; its scale tells 1x tasks from upscaling."""
+    scale = int(getattr(descriptor, "scale", 1) or 1)
+    if task == "upscale" and scale == 1:
+        raise ModelError(f"{name} is a 1x model, not an upscaler; use it with a 1x task, or with `irx run`")
+    if task != "upscale" and scale != 1:
+        raise ModelError(
+            f"{name} upscales x{scale}, so it is not a {task} model; use `irx upscale`, or `irx run` for any model"
+        )
 
 
 def clear_model_cache() -> None:

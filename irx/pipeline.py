@@ -8,13 +8,14 @@ GPUs there is one engine worker per device pulling from the same queue, which sh
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,9 +23,11 @@ import cv2
 import numpy as np
 
 from irx.engine import Engine
-from irx.errors import IrxError
+from irx.errors import InputError, IrxError
 from irx.media.image_io import DecodedImage, read_image, write_image
+from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
+from irx.summary import RunSummary
 
 
 class Reporter(Protocol):
@@ -57,23 +60,9 @@ class PipelineOptions:
     decode_workers: int = 2
     encode_workers: int = 2
     video: Any = None  # irx.media.video.VideoOptions
-
-
-@dataclass
-class RunSummary:
-    processed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "processed": self.processed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "counts": {"processed": len(self.processed), "skipped": len(self.skipped), "failed": len(self.failed)},
-            "seconds": round(self.seconds, 3),
-        }
+    task: str = "restored"  # recorded in the output folder's ledger (irx.media.outputs)
+    strict: bool = False  # an input the decoder reports as damaged fails instead of being restored with a warning
+    claims: bool = True  # claim each output first, so concurrent runs on one folder share the work
 
 
 _DONE = object()
@@ -94,6 +83,8 @@ class _Run:
         self.decoded: queue.Queue[Any] = queue.Queue()
         self.decode_pool = ThreadPoolExecutor(options.decode_workers, thread_name_prefix="irx-decode")
         self.encode_pool = ThreadPoolExecutor(options.encode_workers, thread_name_prefix="irx-encode")
+        self.claims: dict[Path, Claim] = {}
+        self.started_ns = time.time_ns()
 
     # ------------------------------------------------------------------ bookkeeping
     def succeeded(self, job: Job) -> None:
@@ -110,6 +101,43 @@ class _Run:
             self.summary.failed.append({"path": name, "reason": reason})
         self.reporter.file_failed(name, reason, detail)
 
+    def warned(self, name: str, text: str) -> None:
+        with self.lock:
+            self.summary.warnings.append({"path": name, "reason": text})
+        self.reporter.file_failed(name, f"warning: {text}")
+
+    def skipped(self, name: str, reason: str) -> None:
+        with self.lock:
+            self.summary.skipped.append(name)
+        self.warned(name, f"skipped: {reason}")
+        self.reporter.file_done(name)
+
+    def claim(self, job: Job) -> bool:
+        """Take ``job`` for this run, or skip it because another run has it or has just done it."""
+        if self.options.claims:
+            claim = try_claim(job.output)
+            if not isinstance(claim, Claim):
+                who = f"another irx run (pid {claim})" if claim else "another irx run"
+                self.skipped(job.name, f"{who} is restoring it")
+                return False
+            with self.lock:
+                self.claims[job.output] = claim
+        try:
+            written = os.stat(job.output).st_mtime_ns
+        except OSError:
+            return True
+        if not self.options.overwrite or written >= self.started_ns:
+            self.release(job.output)
+            self.skipped(job.name, "another irx run restored it while this one ran")
+            return False
+        return True
+
+    def release(self, output: Path) -> None:
+        with self.lock:
+            claim = self.claims.pop(output, None)
+        if claim is not None:
+            claim.release()
+
     # ------------------------------------------------------------------ stages
     def feed(self, jobs: list[Job]) -> None:
         """Submit decodes in order, never more than `prefetch` images in flight."""
@@ -121,6 +149,9 @@ class _Run:
                 if self.stop.is_set():
                     self.slots.release()
                     return
+                if not self.claim(job):
+                    self.slots.release()
+                    continue
                 self.decoded.put((job, self.decode_pool.submit(read_image, job.source)))
         finally:
             self.decoded.put(_DONE)
@@ -170,11 +201,17 @@ class _Run:
             return item.value
         job, future = item
         try:
-            return job, future.result()
+            decoded = future.result()
+            if decoded.warnings and self.options.strict:
+                raise InputError(f"{job.name}: {decoded.warnings[0]} (--strict)")
         except BaseException as error:  # noqa: BLE001 - a bad file is reported, the run goes on
             self.failed(job.name, error)
+            self.release(job.output)
             self.slots.release()
             return None
+        for warning in decoded.warnings:
+            self.warned(job.name, warning)
+        return job, decoded
 
     def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
         try:
@@ -182,6 +219,7 @@ class _Run:
         except Exception as error:  # noqa: BLE001
             for job, _ in batch:
                 self.failed(job.name, error)
+                self.release(job.output)
                 self.slots.release()
             return
         for (job, decoded), pixels in zip(batch, outputs):
@@ -200,6 +238,9 @@ class _Run:
 
     def _written(self, job: Job, future: Future[Path]) -> None:
         self.slots.release()
+        if not future.cancelled() and future.exception() is None:
+            record_output(job.output, task=self.options.task, source=job.source)
+        self.release(job.output)
         if future.cancelled():
             return
         error = future.exception()
@@ -284,22 +325,38 @@ def _run_images(run: _Run, images: list[Job]) -> None:
                 thread.join(timeout=0.2)
         if run.fatal is not None:
             raise run.fatal
-        run.encode_pool.shutdown(wait=True)
-    except BaseException:  # Ctrl-C, or a crash handed over by a worker
+    except BaseException:  # Ctrl-C, SIGTERM, or a crash handed over by a worker
         run.stop.set()
         # Unblock the feeder and the workers. Images already restored are still written (atomically):
         # that work is done, and a rerun with --skip-existing resumes after it.
         run.decoded.put(_DONE)
-        run.encode_pool.shutdown(wait=True)
         raise
     finally:
+        # Wait for the workers even when interrupted: an engine thread still inside torch when the
+        # interpreter exits aborts the process ("terminate called without an active exception", 134).
+        _wait_for(threads)
+        run.encode_pool.shutdown(wait=True)
         run.decode_pool.shutdown(wait=False, cancel_futures=True)
+        for output in list(run.claims):  # claims of images never started
+            run.release(output)
+
+
+def _wait_for(threads: list[threading.Thread]) -> None:
+    """Join ``threads``; a second Ctrl-C while they finish their current batch does not cut the wait short."""
+    for thread in threads:
+        while thread.is_alive():
+            try:
+                thread.join(timeout=0.2)
+            except KeyboardInterrupt:
+                continue
 
 
 def _run_video(run: _Run, job: Job) -> None:
     from irx.media import video  # noqa: PLC0415 - PyAV is only imported when a video is processed
 
     options = run.options.video or video.VideoOptions(overwrite=run.options.overwrite)
+    if not run.claim(job):
+        return
     try:
         result = video.restore_video(  # atomic; creates the output's folders
             job.source,
@@ -313,8 +370,15 @@ def _run_video(run: _Run, job: Job) -> None:
     except BaseException as error:  # noqa: BLE001
         run.failed(job.name, error)
         return
-    for warning in getattr(result, "warnings", []) or []:
-        run.reporter.file_failed(job.name, f"warning: {warning}")
+    finally:
+        run.release(job.output)
+    if run.options.strict and (result.decode_errors or result.damaged_frames):
+        job.output.unlink(missing_ok=True)  # irx's own file, just written
+        run.failed(job.name, f"{job.name}: the video is damaged ({result.warnings[-1]}) (--strict)")
+        return
+    record_output(job.output, task=run.options.task, source=job.source)
+    for warning in result.warnings:
+        run.warned(job.name, warning)
     run.succeeded(job)
 
 

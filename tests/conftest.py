@@ -59,3 +59,9 @@ def write_png(path: Path, array: np.ndarray) -> Path:
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach the Hub: default models resolve offline (Hub tests point HF_ENDPOINT at 127.0.0.1)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """irx's cache (file hashes, the ledger of written outputs) is per test, never the user's."""
+    monkeypatch.setenv("IRX_CACHE_DIR", str(tmp_path_factory.mktemp("irx-cache")))

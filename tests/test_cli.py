@@ -70,9 +70,12 @@ def test_glob_input(photos, tiny_denoiser):
     result = invoke("denoise", str(photos / "*.png"), "--model", tiny_denoiser, "--json")
     assert result.exit_code == 0
     assert (photos / "a_denoise.png").exists() and (photos / "b_denoise.png").exists()
-    # A second run does not take the outputs for inputs.
+    # A second run does not take the outputs for inputs: they are skipped, and say why.
     again = json.loads(invoke("denoise", str(photos / "*.png"), "--model", tiny_denoiser, "--json").stdout)
-    assert again["counts"]["processed"] == 0 and len(again["skipped"]) == 2
+    assert again["counts"]["processed"] == 0 and len(again["skipped"]) == 4
+    reasons = {Path(w["path"]).name: w["reason"] for w in again["warnings"]}
+    assert set(reasons) == {"a_denoise.png", "b_denoise.png"}
+    assert all("an output irx denoise wrote earlier" in r for r in reasons.values())
 
 
 def test_corrupt_inputs_are_reported_and_the_rest_processed(photos, tiny_denoiser, tmp_path):
@@ -98,9 +101,18 @@ def test_skip_existing_and_overwrite(photos, tiny_denoiser):
     result = invoke("denoise", photos / "a.png", "--model", tiny_denoiser, "--json")
     assert json.loads(result.stdout)["skipped"] == [str(photos / "a.png")]
     assert out.read_bytes() == b"user data"
+    # --overwrite replaces irx's own outputs only: a file irx did not write is refused, not lost.
     result = invoke("denoise", photos / "a.png", "--model", tiny_denoiser, "--overwrite", "--json")
-    assert json.loads(result.stdout)["counts"]["processed"] == 1
-    assert out.read_bytes() != b"user data"
+    assert result.exit_code == 1 and "not written by irx" in json.loads(result.stdout)["failed"][0]["reason"]
+    assert out.read_bytes() == b"user data"
+    out.unlink()
+    assert invoke("denoise", photos / "a.png", "--model", tiny_denoiser, "-q").exit_code == 0
+    out.write_bytes(b"edited by the user")  # irx wrote it, the user changed it: the user's file now
+    assert invoke("denoise", photos / "a.png", "--model", tiny_denoiser, "--overwrite", "-q").exit_code == 1
+    out.unlink()
+    assert invoke("denoise", photos / "a.png", "--model", tiny_denoiser, "-q").exit_code == 0
+    result = invoke("denoise", photos / "a.png", "--model", tiny_denoiser, "--overwrite", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["counts"]["processed"] == 1
 
 
 def test_input_is_never_overwritten(photos, tiny_denoiser):
@@ -225,7 +237,7 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(photos, tiny_denois
 def test_json_schema(photos, tiny_denoiser, tmp_path):
     result = invoke("denoise", photos / "a.png", tmp_path / "missing.png", "--model", tiny_denoiser, "--json")
     summary = json.loads(result.stdout)
-    assert set(summary) == {"processed", "skipped", "failed", "counts", "seconds"}
+    assert set(summary) == {"processed", "skipped", "failed", "warnings", "counts", "seconds"}
     assert summary["processed"] == [str(photos / "a.png")]
     assert summary["failed"] == [{"path": str(tmp_path / "missing.png"), "reason": "no such file or folder"}]
     assert isinstance(summary["seconds"], float) and summary["seconds"] >= 0

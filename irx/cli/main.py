@@ -8,18 +8,30 @@ available from Python too.
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperCommand
+
+try:  # recent typer carries its own copy of click, whose errors are not click's
+    from typer._click.exceptions import UsageError as _OptionError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import UsageError as _OptionError
 
 from irx import __version__
 from irx.errors import IrxError, UsageError
+from irx.summary import RunSummary
 from irx.tasks import TASK_HELP, TASKS
 
 app = typer.Typer(
@@ -68,6 +80,63 @@ class RestoreOptions:
     pix_fmt: str | None
     no_audio: bool
     resume: bool
+    strict: bool = False
+
+
+@dataclass
+class _RunState:
+    """What an error path needs to print the one JSON object of a `--json` run."""
+
+    json_summary: bool = False
+    summary: RunSummary = field(default_factory=RunSummary)
+    printed: bool = False
+
+    def print_json(self, error: str | None = None) -> None:
+        if not self.json_summary or self.printed:
+            return
+        self.printed = True
+        if error is not None:
+            self.summary.error = error
+        sys.stdout.write(json.dumps(self.summary.to_json(), indent=2) + "\n")
+        sys.stdout.flush()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops as cleanly as Ctrl-C does (exit 143)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_stops_cleanly() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. a test runner's worker)
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say(label: str, style: str, message: str) -> None:
+    """One line on stderr; user text (paths, model names) is never read as rich markup."""
+    stderr.print(Text.assemble((label, style), " ", message), soft_wrap=True, highlight=False)
+
+
+class _RestoreCommand(TyperCommand):
+    """A restore command whose option errors (exit 2) still print the JSON object under `--json`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        wants_json = "--json" in args
+        try:
+            return super().parse_args(ctx, args)
+        except _OptionError as error:
+            if wants_json:
+                _RunState(json_summary=True).print_json(f"usage: {error.format_message()}")
+            raise
 
 
 def _version_callback(value: bool) -> None:
@@ -128,6 +197,9 @@ def _make_restore_command(task: str) -> None:
         pix_fmt: Annotated[Optional[str], typer.Option(help="Video pixel format (default keeps the input's bit depth).", rich_help_panel="Video")] = None,
         no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop audio streams.", rich_help_panel="Video")] = False,
         resume: Annotated[bool, typer.Option("--resume", help="Resume long videos from their last finished segment.", rich_help_panel="Video")] = False,
+        strict: Annotated[
+            bool, typer.Option("--strict", help="Fail inputs the decoder reports as damaged instead of warning.")
+        ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")] = False,
         json_summary: Annotated[
             bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
@@ -159,52 +231,64 @@ def _make_restore_command(task: str) -> None:
             pix_fmt=pix_fmt,
             no_audio=no_audio,
             resume=resume,
+            strict=strict,
         )
-        _guarded(lambda: _restore(task, options), debug=debug)
+        state = _RunState(json_summary=json_summary)
+        _guarded(lambda: _restore(task, options, state), debug=debug, state=state)
 
     command.__doc__ = help_text
-    app.command(name=task, help=help_text)(command)
+    app.command(name=task, help=help_text, cls=_RestoreCommand)(command)
 
 
-def _guarded(action: Any, *, debug: bool) -> None:
-    """Run a command body: one-line errors with an exit code, tracebacks only with --debug."""
+def _guarded(action: Callable[[], None], *, debug: bool, state: _RunState | None = None) -> None:
+    """Run a command body: one-line errors with an exit code, tracebacks only with --debug.
+
+    Under --json exactly one JSON object reaches stdout on every path (with "error" when the run stopped).
+    """
     debug = debug or bool(os.environ.get("IRX_DEBUG"))
+    state = state or _RunState()
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_stops_cleanly():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning  # type: ignore[assignment]
             action()
     except IrxError as error:
         if debug:
             stderr.print_exception()
-        stderr.print(f"[red]error:[/] {error}", soft_wrap=True)
+        _say("error:", "red", str(error))
+        state.print_json(str(error))
         raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        stderr.print("[yellow]interrupted[/]: finished outputs are kept; rerun with --skip-existing to resume")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as error:
+        terminated = isinstance(error, Terminated)
+        what = "terminated" if terminated else "interrupted"
+        _say(f"{what}:", "yellow", "finished outputs are kept; rerun with --skip-existing to resume")
+        state.print_json(what)
+        raise typer.Exit(143 if terminated else 130) from None
     except typer.Exit:
         raise
     except Exception as error:  # noqa: BLE001 - the last line of defence for a clean message
         if debug:
             stderr.print_exception()
-        stderr.print(f"[red]error:[/] {type(error).__name__}: {error} (run with --debug for details)", soft_wrap=True)
+        message = f"{type(error).__name__}: {error}"
+        _say("error:", "red", f"{message} (run with --debug for details)")
+        state.print_json(message)
         raise typer.Exit(1) from None
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     if category.__name__ in ("IrxWarning", "UserWarning"):
-        stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+        _say("warning:", "yellow", str(message))
     else:
         logging.getLogger("irx").debug("%s: %s", category.__name__, message)
 
 
-def _restore(task: str, options: RestoreOptions) -> None:
+def _restore(task: str, options: RestoreOptions, state: _RunState) -> None:
     from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
     from irx.cli.progress import RichReporter  # noqa: PLC0415
     from irx.engine import Engine, resolve_devices, validate_engine_options  # noqa: PLC0415
     from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
-    from irx.pipeline import PipelineOptions, RunSummary, run_pipeline  # noqa: PLC0415
+    from irx.pipeline import PipelineOptions, run_pipeline  # noqa: PLC0415
 
     if task == "run" and not options.model:
         raise UsageError("irx run needs --model (a file, hf://owner/repo/file or a zoo name)")
@@ -239,12 +323,21 @@ def _restore(task: str, options: RestoreOptions) -> None:
     if world > 1 and devices[0].type == "cuda" and len(devices) > 1:
         devices = [devices[int(os.environ.get("LOCAL_RANK", "0")) % len(devices)]]
 
+    # The plan's verdicts go into the summary first, so that a run-level error below still reports them.
     show_progress = not (options.quiet or options.json_summary) and stderr.is_terminal
     reporter = RichReporter(stderr, show_progress=show_progress, debug=options.debug)
-    summary = RunSummary(skipped=list(plan.skipped))
+    summary = state.summary
+    summary.skipped.extend(plan.skipped)
     for name, reason in plan.failures:
         summary.failed.append({"path": name, "reason": reason})
         reporter.file_failed(name, reason)
+    for name, reason in plan.skip_reasons:
+        summary.warnings.append({"path": name, "reason": f"skipped: {reason}"})
+        reporter.file_failed(name, f"warning: skipped: {reason}")
+
+    video_options = _video_options(options) if any(job.kind == "video" for job in plan.jobs) else None
+    _check_video_outputs(plan.jobs, video_options)  # a bad --codec/--pix-fmt/--preset stops here, before the model
+    _remove_stale_files(plan.output_folders)
 
     if plan.jobs:
         engines = [
@@ -271,20 +364,49 @@ def _restore(task: str, options: RestoreOptions) -> None:
             out_format=options.out_format,
             quality=options.quality,
             overwrite=not options.skip_existing,
-            video=_video_options(options) if any(job.kind == "video" for job in plan.jobs) else None,
+            video=video_options,
+            task=suffix,
+            strict=options.strict,
         )
         run_pipeline(plan.jobs, engines, pipeline_options, reporter, summary)
 
     if options.json_summary:
-        sys.stdout.write(json.dumps(summary.to_json(), indent=2) + "\n")
+        state.print_json()
     elif not options.quiet:
         counts = summary.to_json()["counts"]
         stderr.print(
-            f"{counts['processed']} restored, {counts['skipped']} skipped (output exists), "
-            f"{counts['failed']} failed in {summary.seconds:.1f}s"
+            f"{counts['processed']} restored, {counts['skipped']} skipped, "
+            f"{counts['failed']} failed in {summary.seconds:.1f}s",
+            highlight=False,
         )
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _check_video_outputs(jobs: list[Any], options: Any) -> None:
+    """Plan every video's output (codec, pixel format, preset) before the model loads; UsageError if impossible."""
+    if options is None:
+        return
+    from irx.errors import InputError  # noqa: PLC0415
+    from irx.media.video import check_video_output  # noqa: PLC0415
+
+    for job in jobs:
+        if job.kind == "video":
+            try:
+                check_video_output(job.source, job.output, options)
+            except InputError:
+                pass  # an unreadable video fails on its own when its turn comes; the others go on
+
+
+def _remove_stale_files(folders: set[Path]) -> None:
+    """Temp and claim files that killed runs left where this run writes (live runs' files are kept)."""
+    from irx.media.atomic import cleanup_stale_temps  # noqa: PLC0415
+    from irx.media.outputs import cleanup_stale_claims  # noqa: PLC0415
+
+    for folder in sorted(folders):
+        removed = cleanup_stale_temps(folder) + cleanup_stale_claims(folder)
+        if removed:
+            logging.getLogger("irx").debug("removed %d stale temporary files in %s", len(removed), folder)
 
 
 def _video_options(options: RestoreOptions) -> Any:
@@ -337,7 +459,7 @@ def main() -> None:
     except IrxError as error:
         if os.environ.get("IRX_DEBUG"):
             raise
-        stderr.print(f"[red]error:[/] {error}", soft_wrap=True)
+        _say("error:", "red", str(error))
         sys.exit(error.exit_code)
 
 

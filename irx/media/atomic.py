@@ -2,17 +2,23 @@
 
 Nothing a user owns is ever half-written: the destination either keeps its old
 content (or stays absent) or receives the complete new file. Temporary files
-are named ``.<name>.irx-tmp-<pid>-<random><suffix>`` so that encoders that
-look at the extension still work, and so that leftovers of a killed run can
-be recognised and removed by :func:`cleanup_stale_temps`.
+are named ``.<name>.irx-tmp-<pid>-<host><random><suffix>`` so that encoders
+that look at the extension still work, and so that leftovers of a killed run
+can be recognised and removed by :func:`cleanup_stale_temps`. ``<host>`` (4
+hex digits) tells this machine's temps from those of another machine writing
+to the same shared folder, whose processes cannot be checked from here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,15 +31,22 @@ __all__ = [
     "atomic_write_with",
     "cleanup_stale_temps",
     "is_temp_name",
+    "owner_is_gone",
+    "remove_orphans",
+    "short_name",
 ]
 
 _TEMP_MARK = ".irx-tmp-"
 # ".<name>.irx-tmp-<pid>-<8 hex><suffix>"; the suffix is the destination's (may be empty).
 _TEMP_RE = re.compile(
-    r"^\..*\.irx-tmp-(?P<pid>\d+)-[0-9a-f]{8}(?:\.[^./\\]*)?$", re.DOTALL
+    r"^\..*\.irx-tmp-(?P<pid>\d+)-(?P<host>[0-9a-f]{4})[0-9a-f]{4}(?:\.[^./\\]*)?$", re.DOTALL
 )
 # Keep temp names under the usual 255-byte file name limit even for long destinations.
 _MAX_NAME_PART = 120
+# Tells this machine's temp and claim files from another machine's on a shared folder.
+HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
+# A file of another machine cannot be checked for a live owner: it is stale once untouched this long.
+FOREIGN_STALE_SECONDS = 24 * 3600
 
 
 class OutputExistsError(IrxError, FileExistsError):
@@ -49,13 +62,26 @@ def _exists_message(dest: Path) -> str:
     return f"{dest}: already exists; use --overwrite to replace it or choose another output"
 
 
+def short_name(name: str, limit: int = _MAX_NAME_PART) -> str:
+    """``name`` in at most ``limit`` bytes of UTF-8, for hidden helper files beside it.
+
+    A long name is cut (never inside a character) and ends with a hash of the whole name, so two long
+    names that start alike still get different helper files.
+    """
+    data = name.encode("utf-8", "surrogateescape")
+    if len(data) <= limit:
+        return name
+    digest = hashlib.sha1(data).hexdigest()[:8]
+    return data[: limit - 9].decode("utf-8", "ignore") + "~" + digest
+
+
 def _create_temp(dest: Path) -> Path:
     """Create an empty, exclusive temp file next to ``dest`` and return its path."""
-    name_part = dest.name[:_MAX_NAME_PART]
-    suffix = dest.suffix if len(dest.suffix) <= 16 else ""
+    name_part = short_name(dest.name)
+    suffix = dest.suffix if len(dest.suffix.encode("utf-8", "surrogateescape")) <= 16 else ""
     while True:
         tmp = dest.with_name(
-            f".{name_part}{_TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+            f".{name_part}{_TEMP_MARK}{os.getpid()}-{HOST_TAG}{secrets.token_hex(2)}{suffix}"
         )
         try:
             # Mode 0o666 lets the umask decide, like a plain open() would; mkstemp's
@@ -183,12 +209,37 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _started_after(pid: int, when: float) -> bool:
+    """True if process ``pid`` started after the time ``when`` (so it reuses the pid of a dead one); Linux only."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return started > when + 1.0  # btime has one-second resolution
+
+
+def owner_is_gone(host: str, pid: int, mtime: float) -> bool:
+    """Whether the process that made a temp or claim file (last touched at ``mtime``) no longer runs.
+
+    On this machine: its pid is not running, or is running a process started after the file was
+    written (a reused pid). Another machine's files are stale only once untouched for a day.
+    """
+    if host != HOST_TAG:
+        return time.time() - mtime > FOREIGN_STALE_SECONDS
+    if pid == os.getpid():
+        return False
+    return not _pid_alive(pid) or _started_after(pid, mtime)
+
+
 def cleanup_stale_temps(folder: Path | str, *, recursive: bool = False) -> list[Path]:
     """Remove temp files left in ``folder`` by killed runs; return the removed paths.
 
-    A temp file belongs to a live process when the pid in its name is running on
-    this machine (this process included); those are kept so that a concurrent run
-    in the same folder is not disturbed.
+    Temps whose owner still runs (see :func:`owner_is_gone`; this process included) are
+    kept so that a concurrent run in the same folder is not disturbed.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -198,12 +249,29 @@ def cleanup_stale_temps(folder: Path | str, *, recursive: bool = False) -> list[
         if recursive
         else folder.glob(f".*{_TEMP_MARK}*")
     )
+    return remove_orphans(candidates, _temp_owner)
+
+
+def _temp_owner(path: Path) -> tuple[str, int, float] | None:
+    """(host, pid, mtime) of one of irx's temp files, None for anything else."""
+    match = _TEMP_RE.match(path.name)
+    if match is None or path.is_symlink():
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return match.group("host"), int(match.group("pid")), info.st_mtime
+
+
+def remove_orphans(paths: Iterable[Path], owner: Callable[[Path], tuple[str, int, float] | None]) -> list[Path]:
+    """Remove the files among ``paths`` whose owner (host, pid, mtime) is known and gone; return them."""
     removed: list[Path] = []
-    for path in sorted(candidates):
-        match = _TEMP_RE.match(path.name)
-        if match is None or not path.is_file() or path.is_symlink():
-            continue
-        if _pid_alive(int(match.group("pid"))):
+    for path in sorted(paths):
+        found = owner(path)
+        if found is None or not owner_is_gone(*found):
             continue
         try:
             path.unlink()

@@ -29,7 +29,7 @@ import io
 import logging
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -115,6 +115,8 @@ class DecodedImage:
     exif: bytes | None  # b"Exif\0\0" + TIFF-structured EXIF, orientation reset to 1
     icc_profile: bytes | None
     path: Path | None = None
+    # Damage the decoder worked around (the pixels are partly made up): one line each.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def is_grey(self) -> bool:
@@ -671,6 +673,8 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> DecodedImage:
     finally:
         im.close()
 
+    damage = _jpeg_damage(data) if fmt == "JPEG" else None
+    warnings = [damage] if damage else []
     orientation, exif = _split_orientation(raw_exif)
     if file_orientation is not None:
         orientation = file_orientation
@@ -685,7 +689,31 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> DecodedImage:
         format=fmt,
         exif=exif,
         icc_profile=icc,
+        warnings=warnings,
     )
+
+
+def _jpeg_damage(data: bytes) -> str | None:
+    """A one-line warning if the JPEG's compressed data is damaged, else None.
+
+    libjpeg conceals damage in the middle of a JPEG (grey or smeared blocks) and Pillow reports nothing,
+    so the file is decoded a second time by FFmpeg's decoder, told to fail on any error it would hide.
+    Features that decoder lacks (e.g. arithmetic coding) are not damage and give no warning.
+    """
+    try:
+        import av  # noqa: PLC0415 - PyAV is only needed for JPEG inputs here
+
+        context = av.CodecContext.create("mjpeg", "r")
+        context.options = {"err_detect": "explode"}
+        context.decode(av.Packet(data))
+        context.decode(None)
+    except ImportError:
+        return None
+    except av.error.InvalidDataError:
+        return "the JPEG data is damaged; part of the image was made up by the decoder"
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return None
 
 
 def read_image(path: Path | str) -> DecodedImage:

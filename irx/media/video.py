@@ -76,6 +76,14 @@ KNOWN_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "mpeg
 # Visually near-transparent defaults: a restoration tool should not throw its work away in the encoder.
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libsvtav1": 28, "libvpx-vp9": 28, "mpeg4": 3}
 _PRESET_OPTION = {"libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "libvpx-vp9": "cpu-used"}
+# The presets each encoder takes, checked up front: x264 prints its own error lines for a bad one.
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+_PRESETS = {
+    "libx264": _X26X_PRESETS,
+    "libx265": _X26X_PRESETS,
+    "libsvtav1": tuple(str(n) for n in range(-2, 14)),
+    "libvpx-vp9": tuple(str(n) for n in range(-8, 9)),
+}
 # Input pixel formats kept as they are when the encoder supports them (others fall back by bit depth).
 _KEEP_PIX_FMTS = frozenset(
     {
@@ -470,6 +478,8 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
         key = _PRESET_OPTION.get(codec)
         if key is None:
             raise UsageError(f"encoder {codec} has no presets; drop --preset")
+        if str(options.preset) not in _PRESETS[codec]:
+            raise UsageError(f"{codec} has no preset {options.preset!r}; choose one of: {', '.join(_PRESETS[codec])}")
         codec_options[key] = str(options.preset)
     container_options: dict[str, str] = {}
     if muxer in ("mp4", "mov") and time_base.numerator == 1:
@@ -1240,6 +1250,19 @@ def _join_segments(
 
 # ----------------------------------------------------------------------------------------------
 # public entry point
+
+
+def check_video_output(src: Path | str, dst: Path | str, options: VideoOptions) -> list[str]:
+    """Plan ``dst`` as restore_video would and return the plan's warnings, without restoring anything.
+
+    Raises UsageError for impossible output settings (codec, pixel format, preset, container), so a
+    typo stops the run before the model loads, and InputError for an unreadable input.
+    """
+    src, dst = Path(src), Path(dst)
+    info = probe_video(src)
+    with _open_input(src) as probe:
+        _, warnings = _plan_output(info, _video_stream(probe, src), dst, 1, options)
+    return warnings
 
 
 def restore_video(
