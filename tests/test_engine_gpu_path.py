@@ -193,6 +193,26 @@ def test_compile_failure_at_first_call_falls_back_to_eager_with_one_warning(deno
         assert np.array_equal(engine.restore_one(image), expected)
 
 
+def test_compile_failure_puts_the_dispatcher_state_back(denoiser, monkeypatch):
+    """A real inductor failure can leave a thread-local dispatch key on, which breaks every eager call after it."""
+    key = torch._C.DispatchKey.PythonDispatcher
+
+    def leaky_compile(fn, **kwargs):
+        def run(x):
+            torch._C._dispatch_tls_set_dispatch_key_included(key, True)
+            raise RuntimeError("backend='inductor' raised")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", leaky_compile)
+    image = make_image(24, 24)
+    expected = Engine(denoiser, device="cpu", tile=0).restore_one(image)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        out = Engine(denoiser, device="cpu", tile=0, compile=True).restore_one(image)
+    assert not torch._C._dispatch_tls_is_dispatch_key_included(key)
+    assert np.array_equal(out, expected)
+
+
 def test_compile_failure_when_wrapping_falls_back_too(denoiser, monkeypatch):
     def unavailable(fn, **kwargs):
         raise RuntimeError("Python 3.99 is not supported by torch.compile")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from irx.archs.common import pad_bottom_right
-from irx.engine.compiled import CompiledModel, bucket_multiple, pad_batch
+from irx.engine.compiled import CompiledModel, bucket_multiple, model_call, pad_batch
 from irx.engine.device import (
     PRECISIONS,
     free_device_memory,
@@ -118,7 +118,7 @@ class Engine:
         module = getattr(self.descriptor, "model", None)
         if self.channels_last and isinstance(module, torch.nn.Module):
             module.to(memory_format=torch.channels_last)
-        self._compiled = CompiledModel(self.descriptor) if compile else None
+        self._compiled = CompiledModel(model_call(self.descriptor)) if compile else None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -157,7 +157,7 @@ class Engine:
         for image in images:
             self._check_channels(image.shape[2])
         parts: list[tuple[list[Download], np.dtype]] = []
-        with self._lock, torch.inference_mode():
+        with self._lock, self._no_grad():
             index = 0
             while index < len(images):
                 shape, kind = images[index].shape, kinds[index]
@@ -212,7 +212,7 @@ class Engine:
     def _measure_bytes_per_pixel(self) -> float:
         """Peak device memory of one 128x128 eager forward pass, per pixel (CUDA only)."""
         side = self._align(128)
-        with self._lock, torch.inference_mode():
+        with self._lock, self._no_grad():
             probe = torch.rand(1, self.input_channels, side, side, device=self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             start = torch.cuda.memory_allocated(self.device)
@@ -230,6 +230,10 @@ class Engine:
         # input + float32 sums and weight sum + the quotient and its HWC copy + the quantised output
         need = height * width * channels * itemsize + out_pixels * (4 + 3 * 4 * out_channels + itemsize * channels)
         return need <= DEVICE_CANVAS_SHARE * free
+
+    def _no_grad(self) -> Any:
+        # inference_mode is the cheaper one, but inductor cannot compile every model under it (see compiled.py)
+        return torch.no_grad() if self._compiled is not None else torch.inference_mode()
 
     def _align(self, size: int) -> int:
         multiple = bucket_multiple(self.multiple_of) if self.compiling else self.multiple_of
