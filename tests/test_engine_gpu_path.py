@@ -19,18 +19,9 @@ from irx.engine.compiled import SPATIAL_BUCKET
 from irx.engine.tiling import blend_weight, tile_boxes
 from irx.engine.transfer import UINT16, quantize, to_numpy, to_unit_float
 from tests.conftest import make_image
+from tests.test_engine import denoiser, upscaler  # noqa: F401 - the same fixtures
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture(scope="module")
-def denoiser(tiny_denoiser):
-    return ModelLoader().load_from_file(tiny_denoiser)
-
-
-@pytest.fixture(scope="module")
-def upscaler(tiny_upscaler):
-    return ModelLoader().load_from_file(tiny_upscaler)
 
 
 def as_uint(image: np.ndarray, dtype: type) -> np.ndarray:

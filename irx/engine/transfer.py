@@ -96,9 +96,7 @@ class Transfer:
 
     def to_device(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """Concatenate host (or device) tensors along dim 0 onto the device."""
-        if parts[0].device == self.device:
-            return parts[0] if len(parts) == 1 else torch.cat(parts)
-        if not self.cuda:
+        if not parts[0].is_cpu or not self.cuda:  # already there (device tiles, or the CPU itself), or MPS
             return (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device)
         first = parts[0]
         staged = torch.empty(
