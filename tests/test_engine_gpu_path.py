@@ -227,13 +227,23 @@ def test_compiled_calls_see_bucketed_shapes_only(upscaler, monkeypatch):
     eager = Engine(upscaler, device="cpu", tile=0)
     images = [make_image(50, 70, seed=i) for i in range(3)] + [make_image(61, 33)]
     results = engine.restore(images)
-    assert seen == [(4, 3, 64, 128), (1, 3, 64, 64)]  # batch 3 -> 4, sides to multiples of SPATIAL_BUCKET
+    # sides to multiples of SPATIAL_BUCKET; the odd image is padded to the planned batch: one shape per size
+    assert seen == [(3, 3, 64, 128), (3, 3, 64, 64)]
     for image, out in zip(images, results):
         expected = eager.restore_one(image)
         assert out.shape == expected.shape
         # Padding only changes what the receptive field sees near the bottom and right edges.
         assert np.abs(out - expected)[:-16, :-16].max() < 1e-5
     assert all(side % SPATIAL_BUCKET == 0 for shape in seen for side in shape[2:])
+
+
+def test_compiled_batches_are_padded_to_the_planned_batch(denoiser, monkeypatch):
+    seen: list[int] = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: lambda x: (seen.append(x.shape[0]), fn(x))[1])
+    engine = Engine(denoiser, device="cpu", tile=0, batch_size=5, compile=True)
+    for count in (5, 2, 1, 3):  # what a pipeline hands over depends on what has been decoded
+        engine.restore([make_image(20, 20, seed=i) for i in range(count)])
+    assert seen == [5, 5, 5, 5]
 
 
 def test_compile_keeps_tiles_on_bucket_multiples(denoiser, monkeypatch):

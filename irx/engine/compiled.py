@@ -1,8 +1,8 @@
 """Opt-in torch.compile of a model call, with bucketed shapes and an automatic fallback to eager.
 
 Compiling is specialised to input shapes (`dynamic=False`: the fastest kernels, and what CUDA graphs need),
-so inputs are padded up to a few shapes: height and width to multiples of `SPATIAL_BUCKET`, the batch to a
-power of two. A folder of same-size photos, or the tiles of one image, then compiles once. Any failure of
+so inputs are padded up to a few shapes: height and width to multiples of `SPATIAL_BUCKET`, the batch to the
+engine's planned batch. A folder of same-size photos, or the tiles of one image, then compiles once. Any failure of
 the compiler, at wrapping time or at a first call, warns once and the engine runs the model eagerly from then
 on; out-of-memory errors are left to the engine's own recovery.
 
@@ -33,10 +33,15 @@ def bucket_multiple(multiple_of: int) -> int:
     return math.lcm(max(1, multiple_of), SPATIAL_BUCKET)
 
 
-def pad_batch(x: torch.Tensor) -> torch.Tensor:
-    """Pad the batch with zeros to the next power of two (their outputs are dropped)."""
+def pad_batch(x: torch.Tensor, full: int | None = None) -> torch.Tensor:
+    """Pad the batch with zeros (their outputs are dropped) to `full`, the batch the engine plans for this
+    input, else to the next power of two.
+
+    The pipeline batches whatever has been decoded, so partial batches come and go; padding them to the full
+    batch keeps one compiled shape per image size instead of one per batch size.
+    """
     n = x.shape[0]
-    target = 1 << (n - 1).bit_length()
+    target = full if full is not None and full >= n else 1 << (n - 1).bit_length()
     if target == n:
         return x
     return torch.cat([x, x.new_zeros((target - n, *x.shape[1:]))])

@@ -271,12 +271,14 @@ class Engine:
 
     def _run_whole(self, images: list[np.ndarray], kind: np.dtype, batch_limit: int | None) -> list[Download]:
         step = batch_limit or len(images)
+        planned = batch_limit or self.images_per_batch(*images[0].shape[:2])
         channels = images[0].shape[2]
         downloads: list[Download] = []
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
             pixels = self._transfer.to_device([host_tensor(image, kind) for image in chunk])
-            restored = self._forward(self._to_model(pixels, kind))
+            x = self._to_model(pixels, kind)
+            restored = self._forward(x, full_batch=planned * (x.shape[0] // len(chunk)))
             downloads.append(self._transfer.download(self._from_model(restored, len(chunk), channels, kind)))
             self._report_tiles(len(chunk))
         return downloads
@@ -298,7 +300,8 @@ class Engine:
         waiting: tuple[list[Box], Download] | None = None  # host blending: one tile batch in flight
         for chunk in chunks:
             pixels = self._transfer.to_device([source[:, b.y0 : b.y1, b.x0 : b.x1] for b in chunk])
-            restored = self._forward(self._to_model(pixels, kind))
+            x = self._to_model(pixels, kind)
+            restored = self._forward(x, full_batch=per_batch * (x.shape[0] // len(chunk)))
             if on_device:
                 canvas.add(chunk, restored)
             else:
@@ -313,12 +316,15 @@ class Engine:
         result = self._from_model(canvas.result(), 1, channels, kind)
         return self._transfer.download(result) if on_device else Download(result)
 
-    def _forward(self, batch: torch.Tensor, *, compiled: bool = True) -> torch.Tensor:
-        """float32 NCHW in [0, 1] on the device -> the model's float32 output, padded and cropped back."""
+    def _forward(self, batch: torch.Tensor, *, compiled: bool = True, full_batch: int | None = None) -> torch.Tensor:
+        """float32 NCHW in [0, 1] on the device -> the model's float32 output, padded and cropped back.
+
+        `full_batch` is the batch planned for this input: a compiled model always gets that many items.
+        """
         n, _, height, width = batch.shape
         y = None
         if compiled and self._compiled is not None and self._compiled.active:
-            y = self._compiled(self._model_input(pad_batch(self._pad(batch, bucketed=True))))
+            y = self._compiled(self._model_input(pad_batch(self._pad(batch, bucketed=True), full_batch)))
         if y is None:  # eager, also for the call whose compilation just failed: results never depend on it
             y = self._call_model(self._model_input(self._pad(batch)))
         return y[:n, :, : height * self.scale, : width * self.scale].float()
