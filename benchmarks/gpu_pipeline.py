@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-
 from doc_markers import replace_between
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -18,9 +18,10 @@ from irx.engine import Engine
 from irx.engine.compiled import SPATIAL_BUCKET
 from irx.engine.tiling import blend_weight, tile_boxes
 from irx.engine.transfer import UINT16, quantize, to_numpy, to_unit_float
+from tests import test_engine
 from tests.conftest import make_image
-from tests.test_engine import denoiser, upscaler  # noqa: F401 - the same fixtures
 
+denoiser, upscaler = test_engine.denoiser, test_engine.upscaler  # the same module-scoped fixtures
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 

@@ -3,4 +3,4 @@
 from irx.engine.device import resolve_devices, resolve_precision
 from irx.engine.engine import Engine, PendingRestore, validate_engine_options
 
-__all__ = ["Engine", "PendingRestore", "validate_engine_options", "resolve_devices", "resolve_precision"]
+__all__ = ["Engine", "PendingRestore", "resolve_devices", "resolve_precision", "validate_engine_options"]

@@ -95,7 +95,7 @@ class CompiledModel:
         state = _dispatch_state()
         try:
             return self._compiled(x)
-        except Exception as error:  # noqa: BLE001 - any compiler failure means eager
+        except Exception as error:
             _restore_dispatch_state(state)
             if is_out_of_memory(error):
                 raise

@@ -33,7 +33,15 @@ from irx.engine.device import (
     resolve_precision,
 )
 from irx.engine.tiling import BlendCanvas, BlendWeights, Box, tile_boxes
-from irx.engine.transfer import Download, Transfer, host_tensor, pixel_kind, quantize, to_numpy, to_unit_float
+from irx.engine.transfer import (
+    Download,
+    Transfer,
+    host_tensor,
+    pixel_kind,
+    quantize,
+    to_numpy,
+    to_unit_float,
+)
 from irx.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
@@ -84,7 +92,7 @@ class Engine:
         batch_size: BatchSpec = "auto",
         on_tiles: Callable[[int], None] | None = None,
         channels_last: bool = False,
-        compile: bool = False,  # noqa: A002 - the option's name on the command line
+        compile: bool = False,
     ) -> None:
         self.descriptor = model
         self.device = device if isinstance(device, torch.device) else resolve_devices(device)[0]
@@ -250,7 +258,7 @@ class Engine:
                 if tile == 0:
                     return self._run_whole(images, kind, batch_limit)
                 return [self._run_tiled(image, kind, tile, batch_limit) for image in images]
-            except Exception as error:  # noqa: BLE001 - only out-of-memory is retried
+            except Exception as error:
                 if not is_out_of_memory(error):
                     raise
                 self._weights.clear()
