@@ -1,6 +1,6 @@
 """Inference engine: devices, precision, tiles with blending, batches and out-of-memory recovery."""
 
 from irx.engine.device import resolve_devices, resolve_precision
-from irx.engine.engine import Engine, validate_engine_options
+from irx.engine.engine import Engine, PendingRestore, validate_engine_options
 
-__all__ = ["Engine", "validate_engine_options", "resolve_devices", "resolve_precision"]
+__all__ = ["Engine", "PendingRestore", "resolve_devices", "resolve_precision", "validate_engine_options"]

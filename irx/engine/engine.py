@@ -1,10 +1,13 @@
 """The inference engine: batches, tiles, device placement, precision and out-of-memory recovery.
 
-Images live in host memory as float32 CHW tensors; only batches of whole images or of tiles travel to the
-device. An image is restored whole when it fits the pixel budget, else in overlapping tiles blended with a
-smooth ramp (see `tiling`). When the device runs out of memory the engine frees its caches, halves the
-batch and then the tile, and redoes the same image from scratch, so a failed attempt never leaves stale
-data in the result and no work is skipped.
+Images live in host memory as numpy arrays (uint8, uint16 or float32 HWC) and come back in the same dtype.
+Only batches of whole images or of tiles travel to the device, in their stored dtype (see `transfer`), and
+are converted, run, clamped and quantised there. An image is restored whole when it fits the pixel budget,
+else in overlapping tiles blended with a smooth ramp (see `tiling`): on the device when the whole output
+fits there, else on the host. On CUDA `submit` returns before the results are back, so a caller can hand
+over the next batch while the device still works on this one. When the device runs out of memory the engine
+frees its caches, halves the batch and then the tile, and redoes the same image from scratch, so a failed
+attempt never leaves stale data in the result and no work is skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from irx.archs.common import pad_bottom_right
+from irx.engine.compiled import CompiledModel, bucket_multiple, model_call, pad_batch
 from irx.engine.device import (
     PRECISIONS,
     free_device_memory,
@@ -28,7 +32,16 @@ from irx.engine.device import (
     resolve_devices,
     resolve_precision,
 )
-from irx.engine.tiling import Box, blend_weight, tile_boxes
+from irx.engine.tiling import BlendCanvas, BlendWeights, Box, tile_boxes
+from irx.engine.transfer import (
+    Download,
+    Transfer,
+    host_tensor,
+    pixel_kind,
+    quantize,
+    to_numpy,
+    to_unit_float,
+)
 from irx.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
@@ -37,13 +50,36 @@ MIN_TILE = 32
 # Host-side budgets where the free memory cannot be queried (CPU, MPS): pixels per forward pass.
 CPU_PIXEL_BUDGET = 2048 * 1024
 MAX_AUTO_BATCH = 16
+# Tiles are blended on the device when the input, the float32 sums and the output take at most this share of
+# the free memory (the tile's own forward pass gets its budget from the rest).
+DEVICE_CANVAS_SHARE = 0.3
 
 TileSpec = int | str | None  # "auto", 0/None (never tile) or a tile size in input pixels
 BatchSpec = int | str
 
 
+class PendingRestore:
+    """Images being restored; `result()` waits for the copies back and returns them in order."""
+
+    def __init__(self, parts: list[tuple[list[Download], np.dtype]]) -> None:
+        self._parts = parts
+
+    def result(self) -> list[np.ndarray]:
+        images: list[np.ndarray] = []
+        for downloads, kind in self._parts:
+            for download in downloads:
+                batch = download.wait()
+                images.extend(to_numpy(batch[i], kind) for i in range(batch.shape[0]))
+        return images
+
+
 class Engine:
-    """Runs one loaded model on one device over numpy images (float32 HWC in [0, 1])."""
+    """Runs one loaded model on one device over numpy images (uint8, uint16 or float32 HWC in [0, 1]).
+
+    `channels_last` stores the model and its inputs channels-last (faster convolutions on tensor cores for
+    many architectures: measure it per architecture with benchmarks/gpu_pipeline.py). `compile` runs the
+    model through torch.compile with bucketed shapes, and falls back to eager with one warning if that fails.
+    """
 
     def __init__(
         self,
@@ -55,6 +91,8 @@ class Engine:
         tile_overlap: int = 16,
         batch_size: BatchSpec = "auto",
         on_tiles: Callable[[int], None] | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         self.descriptor = model
         self.device = device if isinstance(device, torch.device) else resolve_devices(device)[0]
@@ -72,16 +110,23 @@ class Engine:
         self.multiple_of = int(getattr(requirements, "multiple_of", 1) or 1)
         self.minimum = int(getattr(requirements, "minimum", 0) or 0)
         self.square = bool(getattr(requirements, "square", False))
+        self.channels_last = bool(channels_last)
         self._tile_spec = _parse_tile(tile)
         self._batch_spec = _parse_batch(batch_size)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._bytes_per_pixel: float | None = None
         self._batch_broken = False
         self._fingerprint: str | None = None
+        self._transfer = Transfer(self.device)
+        self._weights = BlendWeights(self.tile_overlap, self.scale)
         self.descriptor.to(self.device)
         if self.dtype != torch.float32:
             self.descriptor.to(self.dtype)
         self.descriptor.eval()
+        module = getattr(self.descriptor, "model", None)
+        if self.channels_last and isinstance(module, torch.nn.Module):
+            module.to(memory_format=torch.channels_last)
+        self._compiled = CompiledModel(model_call(self.descriptor)) if compile else None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -98,28 +143,44 @@ class Engine:
             self._fingerprint = f"{arch}:x{self.scale}:{self.dtype}:{digest.hexdigest()[:16]}"
         return self._fingerprint
 
+    @property
+    def compiling(self) -> bool:
+        """Whether the model currently runs through torch.compile (False after a fallback)."""
+        return self._compiled is not None and self._compiled.active
+
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Restore a list of images; same-size neighbours that fit the budget share a batch."""
-        results: list[np.ndarray | None] = [None] * len(images)
-        index = 0
-        while index < len(images):
-            shape = images[index].shape
-            group = [index]
-            limit = self.images_per_batch(shape[0], shape[1])
-            while (
-                len(group) < limit
-                and index + len(group) < len(images)
-                and images[index + len(group)].shape == shape
-            ):
-                group.append(index + len(group))
-            outputs = self._restore_group([images[i] for i in group])
-            for i, out in zip(group, outputs):
-                results[i] = out
-            index += len(group)
-        return [r for r in results if r is not None]
+        """Restore a list of images; each comes back in its own dtype (uint8, uint16, or float32 for floats)."""
+        return self.submit(images).result()
 
     def restore_one(self, image: np.ndarray) -> np.ndarray:
         return self.restore([image])[0]
+
+    def submit(self, images: Sequence[np.ndarray]) -> PendingRestore:
+        """Start restoring; same-size, same-dtype neighbours that fit the budget share a batch.
+
+        On CUDA this returns once the work is enqueued: submit the next batch before calling `result()` on
+        this one and the device never waits for the host. Elsewhere the work is done before it returns.
+        """
+        kinds = [pixel_kind(image) for image in images]
+        for image in images:
+            self._check_channels(image.shape[2])
+        parts: list[tuple[list[Download], np.dtype]] = []
+        with self._lock, self._no_grad():
+            index = 0
+            while index < len(images):
+                shape, kind = images[index].shape, kinds[index]
+                group = [index]
+                limit = self.images_per_batch(shape[0], shape[1])
+                while (
+                    len(group) < limit
+                    and index + len(group) < len(images)
+                    and images[index + len(group)].shape == shape
+                    and kinds[index + len(group)] == kind
+                ):
+                    group.append(index + len(group))
+                parts.append((self._submit_group([images[i] for i in group], kind), kind))
+                index += len(group)
+        return PendingRestore(parts)
 
     # ------------------------------------------------------------------ planning
     def tile_size_for(self, height: int, width: int) -> int:
@@ -157,20 +218,37 @@ class Engine:
         return max(MIN_TILE * MIN_TILE, int(0.6 * free / self._bytes_per_pixel))
 
     def _measure_bytes_per_pixel(self) -> float:
-        """Peak device memory of one 128x128 forward pass, per pixel (CUDA only)."""
+        """Peak device memory of one 128x128 eager forward pass, per pixel (CUDA only)."""
         side = self._align(128)
-        probe = torch.rand(1, self.input_channels, side, side)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        start = torch.cuda.memory_allocated(self.device)
-        self._forward(probe)
-        peak = torch.cuda.max_memory_allocated(self.device) - start
+        with self._lock, self._no_grad():
+            probe = torch.rand(1, self.input_channels, side, side, device=self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            start = torch.cuda.memory_allocated(self.device)
+            self._forward(probe, compiled=False)
+            peak = torch.cuda.max_memory_allocated(self.device) - start
         return max(1.0, peak / (side * side)) * 1.25
 
+    def _tiles_on_device(self, height: int, width: int, channels: int, itemsize: int) -> bool:
+        """Whether one image's tiles can be blended on the device (always, where device memory is host memory)."""
+        free = free_device_memory(self.device)
+        if free is None:
+            return True
+        out_channels = int(getattr(self.descriptor, "output_channels", channels) or channels)
+        out_pixels = height * width * self.scale**2
+        # input + float32 sums and weight sum + the quotient and its HWC copy + the quantised output
+        need = height * width * channels * itemsize + out_pixels * (4 + 3 * 4 * out_channels + itemsize * channels)
+        return need <= DEVICE_CANVAS_SHARE * free
+
+    def _no_grad(self) -> Any:
+        # inference_mode is the cheaper one, but inductor cannot compile every model under it (see compiled.py)
+        return torch.no_grad() if self._compiled is not None else torch.inference_mode()
+
     def _align(self, size: int) -> int:
-        return max(self.multiple_of, (size // self.multiple_of) * self.multiple_of)
+        multiple = bucket_multiple(self.multiple_of) if self.compiling else self.multiple_of
+        return max(multiple, (size // multiple) * multiple)
 
     # ------------------------------------------------------------------ execution
-    def _restore_group(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _submit_group(self, images: list[np.ndarray], kind: np.dtype) -> list[Download]:
         """Restore same-shape images, shrinking the batch and then the tile on out-of-memory."""
         height, width = images[0].shape[:2]
         tile = self.tile_size_for(height, width)
@@ -178,14 +256,12 @@ class Engine:
         while True:
             try:
                 if tile == 0:
-                    tensors = [self._to_model_channels(img) for img in images]
-                    outputs = self._run_whole(tensors, batch_limit)
-                else:
-                    outputs = [self._run_tiled(self._to_model_channels(img), tile, batch_limit) for img in images]
-                return [self._from_model_channels(out, img) for out, img in zip(outputs, images)]
-            except Exception as error:  # noqa: BLE001 - only out-of-memory is retried
+                    return self._run_whole(images, kind, batch_limit)
+                return [self._run_tiled(image, kind, tile, batch_limit) for image in images]
+            except Exception as error:
                 if not is_out_of_memory(error):
                     raise
+                self._weights.clear()
                 release_cached_memory(self.device)
                 if batch_limit is None:
                     batch_limit = len(images) if tile == 0 else self._tiles_per_batch(tile * tile)
@@ -201,56 +277,69 @@ class Engine:
                 tile = max(MIN_TILE, self._align((tile or max(height, width)) // 2))
                 log.warning("out of memory: retrying with %dpx tiles", tile)
 
-    def _run_whole(self, tensors: list[torch.Tensor], batch_limit: int | None) -> list[torch.Tensor]:
-        step = batch_limit or len(tensors)
-        outputs: list[torch.Tensor] = []
-        for start in range(0, len(tensors), step):
-            chunk = tensors[start : start + step]
-            # Grey images on an RGB model are folded into the batch dimension; keep whole images together.
-            result = self._forward(torch.cat(chunk, dim=0))
-            offset = 0
-            for item in chunk:
-                outputs.append(result[offset : offset + item.shape[0]])
-                offset += item.shape[0]
+    def _run_whole(self, images: list[np.ndarray], kind: np.dtype, batch_limit: int | None) -> list[Download]:
+        step = batch_limit or len(images)
+        planned = batch_limit or self.images_per_batch(*images[0].shape[:2])
+        channels = images[0].shape[2]
+        downloads: list[Download] = []
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step]
+            pixels = self._transfer.to_device([host_tensor(image, kind) for image in chunk])
+            x = self._to_model(pixels, kind)
+            restored = self._forward(x, full_batch=planned * (x.shape[0] // len(chunk)))
+            downloads.append(self._transfer.download(self._from_model(restored, len(chunk), channels, kind)))
             self._report_tiles(len(chunk))
-        return outputs
+        return downloads
 
-    def _run_tiled(self, image: torch.Tensor, tile: int, batch_limit: int | None) -> torch.Tensor:
-        """Restore one image (N, C, H, W) tile by tile into a fresh host buffer."""
-        n, c, height, width = image.shape
-        s = self.scale
-        out_channels = int(getattr(self.descriptor, "output_channels", c))
-        accumulated = torch.zeros(n, out_channels, height * s, width * s)
-        weight_sum = torch.zeros(1, height * s, width * s)
+    def _run_tiled(self, image: np.ndarray, kind: np.dtype, tile: int, batch_limit: int | None) -> Download:
+        """Restore one image tile by tile into a fresh canvas, on the device when its output fits there."""
+        height, width, channels = image.shape
+        on_device = self._tiles_on_device(height, width, channels, kind.itemsize)
+        source = host_tensor(image, kind)
+        if on_device:
+            source = self._transfer.to_device([source])
+        canvas = BlendCanvas(height, width, self._weights, source.device)
         boxes = tile_boxes(height, width, tile, self.tile_overlap)
-        per_batch = batch_limit or self._tiles_per_batch(tile * tile * n)
+        per_batch = max(1, batch_limit or self._tiles_per_batch(tile * tile))
         by_shape: dict[tuple[int, int], list[Box]] = {}
         for box in boxes:
             by_shape.setdefault(box.shape, []).append(box)
-        for same_shape in by_shape.values():
-            for start in range(0, len(same_shape), max(1, per_batch)):
-                chunk = same_shape[start : start + per_batch]
-                batch = torch.cat([image[:, :, b.y0 : b.y1, b.x0 : b.x1] for b in chunk], dim=0)
-                result = self._forward(batch)
-                for i, box in enumerate(chunk):
-                    weight = blend_weight(box, height, width, self.tile_overlap, s)
-                    rows = slice(box.y0 * s, box.y1 * s)
-                    cols = slice(box.x0 * s, box.x1 * s)
-                    accumulated[:, :, rows, cols] += result[i * n : (i + 1) * n] * weight
-                    weight_sum[:, rows, cols] += weight
-                self._report_tiles(len(chunk))
-        return accumulated / weight_sum
+        chunks = [same[i : i + per_batch] for same in by_shape.values() for i in range(0, len(same), per_batch)]
+        waiting: tuple[list[Box], Download] | None = None  # host blending: one tile batch in flight
+        for chunk in chunks:
+            pixels = self._transfer.to_device([source[:, b.y0 : b.y1, b.x0 : b.x1] for b in chunk])
+            x = self._to_model(pixels, kind)
+            restored = self._forward(x, full_batch=per_batch * (x.shape[0] // len(chunk)))
+            if on_device:
+                canvas.add(chunk, restored)
+            else:
+                # The device runs this batch while the host blends the previous one.
+                download = self._transfer.download(restored)
+                if waiting is not None:
+                    canvas.add(waiting[0], waiting[1].wait())
+                waiting = (chunk, download)
+            self._report_tiles(len(chunk))
+        if waiting is not None:
+            canvas.add(waiting[0], waiting[1].wait())
+        result = self._from_model(canvas.result(), 1, channels, kind)
+        return self._transfer.download(result) if on_device else Download(result)
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """One device round trip: pad to the model's size rules, run, crop, return float32 on the host."""
-        _, _, height, width = batch.shape
-        padded = self._pad(batch)
-        with self._lock, torch.inference_mode():
-            x = padded.to(self.device, dtype=self.dtype, non_blocking=True)
-            y = self._call_model(x)
-            y = y[:, :, : height * self.scale, : width * self.scale].float().cpu()
-        # Leave inference mode with an ordinary tensor so callers may update it in place.
-        return y.clone() if y.is_inference() else y
+    def _forward(self, batch: torch.Tensor, *, compiled: bool = True, full_batch: int | None = None) -> torch.Tensor:
+        """float32 NCHW in [0, 1] on the device -> the model's float32 output, padded and cropped back.
+
+        `full_batch` is the batch planned for this input: a compiled model always gets that many items.
+        """
+        n, _, height, width = batch.shape
+        y = None
+        if compiled and self._compiled is not None and self._compiled.active:
+            y = self._compiled(self._model_input(pad_batch(self._pad(batch, bucketed=True), full_batch)))
+        if y is None:  # eager, also for the call whose compilation just failed: results never depend on it
+            y = self._call_model(self._model_input(self._pad(batch)))
+        return y[:n, :, : height * self.scale, : width * self.scale].float()
+
+    def _model_input(self, x: torch.Tensor) -> torch.Tensor:
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.to(self.dtype).contiguous(memory_format=layout)
 
     def _call_model(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 1 or not self._batch_broken:
@@ -264,10 +353,11 @@ class Engine:
                 self._batch_broken = True
         return torch.cat([self.descriptor(x[i : i + 1]) for i in range(x.shape[0])], dim=0)
 
-    def _pad(self, batch: torch.Tensor) -> torch.Tensor:
+    def _pad(self, batch: torch.Tensor, *, bucketed: bool = False) -> torch.Tensor:
         _, _, height, width = batch.shape
-        target_h = max(self.minimum, -(-height // self.multiple_of) * self.multiple_of)
-        target_w = max(self.minimum, -(-width // self.multiple_of) * self.multiple_of)
+        multiple = bucket_multiple(self.multiple_of) if bucketed else self.multiple_of
+        target_h = max(self.minimum, -(-height // multiple) * multiple)
+        target_w = max(self.minimum, -(-width // multiple) * multiple)
         if self.square:
             target_h = target_w = max(target_h, target_w)
         return pad_bottom_right(batch, target_h, target_w)
@@ -277,27 +367,28 @@ class Engine:
             self.on_tiles(count)
 
     # ------------------------------------------------------------------ channels
-    def _to_model_channels(self, image: np.ndarray) -> torch.Tensor:
-        """HWC numpy -> (N, model channels, H, W); grey on an RGB model is repeated, RGB on a grey model folded."""
-        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)
-        channels = tensor.shape[0]
+    def _check_channels(self, channels: int) -> None:
+        if channels not in (self.input_channels, 1) and self.input_channels != 1:
+            raise UsageError(f"the model expects {self.input_channels} channels, the image has {channels}")
+
+    def _to_model(self, pixels: torch.Tensor, kind: np.dtype) -> torch.Tensor:
+        """(B, H, W, C) stored pixels -> (N, model channels, H, W) float32; grey on an RGB model is repeated,
+        RGB on a grey model folded into the batch."""
+        x = to_unit_float(pixels, kind).permute(0, 3, 1, 2)
+        b, channels, height, width = x.shape
         if channels == self.input_channels:
-            return tensor.unsqueeze(0)
+            return x
         if channels == 1:
-            return tensor.expand(self.input_channels, -1, -1).unsqueeze(0).contiguous()
-        if self.input_channels == 1:
-            return tensor.unsqueeze(1)
-        raise UsageError(f"the model expects {self.input_channels} channels, the image has {channels}")
+            return x.expand(-1, self.input_channels, -1, -1)
+        return x.reshape(b * channels, 1, height, width)
 
-    def _from_model_channels(self, output: torch.Tensor, original: np.ndarray) -> np.ndarray:
-        channels = original.shape[2]
-        if output.shape[0] > 1:  # folded RGB on a grey model
-            output = output.permute(1, 0, 2, 3)
-        output = output[0]
-        if channels == 1 and output.shape[0] != 1:
-            output = output.mean(dim=0, keepdim=True)
-        return output.clamp(0, 1).permute(1, 2, 0).contiguous().numpy()
-
+    def _from_model(self, output: torch.Tensor, images: int, channels: int, kind: np.dtype) -> torch.Tensor:
+        """(N, C', H, W) float model output -> (images, H, W, channels) clamped and in the stored dtype."""
+        if output.shape[0] != images:  # folded RGB on a grey model
+            output = output.reshape(images, -1, *output.shape[2:])
+        if channels == 1 and output.shape[1] != 1:
+            output = output.mean(dim=1, keepdim=True)
+        return quantize(output.clamp(0, 1), kind).permute(0, 2, 3, 1).contiguous()
 
 def validate_engine_options(*, tile: TileSpec, batch_size: BatchSpec, precision: str) -> None:
     """Raise UsageError for invalid --tile, --batch-size or --precision values."""

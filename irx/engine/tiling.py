@@ -5,11 +5,17 @@ almost 0 at an inner tile edge to 1 over the overlap (a raised-cosine ramp, like
 weighted outputs are summed and divided by the summed weights. Edges that touch the image border get no
 ramp. Pixels near a tile edge, where a convolution saw padding instead of the neighbour's content, thus
 contribute little, and the hand-over between tiles is smooth: no seams.
+
+`BlendCanvas` does the summing on whichever device holds it: the model's device when the whole output fits
+there (no tile travels back to the host), else the host. The weights depend only on a tile's geometry, so
+`BlendWeights` computes each once per device.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -72,3 +78,63 @@ def blend_weight(box: Box, height: int, width: int, overlap: int, scale: int) ->
     rows = _ramp(h * scale, ramp, box.y0 > 0, box.y1 < height)
     cols = _ramp(w * scale, ramp, box.x0 > 0, box.x1 < width)
     return (rows[:, None] * cols[None, :]).unsqueeze(0)
+
+
+class BlendWeights:
+    """`blend_weight` computed once per tile geometry and device: an image's tiles share a handful of them."""
+
+    def __init__(self, overlap: int, scale: int, max_entries: int = 32) -> None:
+        self.overlap = overlap
+        self.scale = scale
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._cache: OrderedDict[tuple[object, ...], torch.Tensor] = OrderedDict()
+
+    def get(self, box: Box, height: int, width: int, device: torch.device) -> torch.Tensor:
+        # Everything blend_weight reads: the tile's size and which of its edges have a neighbour.
+        key = (box.shape, box.y0 > 0, box.y1 < height, box.x0 > 0, box.x1 < width, str(device))
+        weight = self._cache.get(key)
+        if weight is not None:
+            self.hits += 1
+            self._cache.move_to_end(key)
+            return weight
+        self.misses += 1
+        weight = blend_weight(box, height, width, self.overlap, self.scale).to(device)
+        self._cache[key] = weight
+        if len(self._cache) > self.max_entries:  # large tiles at x4 are 16 MiB each: keep the cache bounded
+            self._cache.popitem(last=False)
+        return weight
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+class BlendCanvas:
+    """Sums weighted tile outputs in float32 on one device; `result()` divides by the summed weights."""
+
+    def __init__(self, height: int, width: int, weights: BlendWeights, device: torch.device) -> None:
+        self.height = height
+        self.width = width
+        self.weights = weights
+        self.device = device
+        self._sum: torch.Tensor | None = None
+        self._weight_sum = torch.zeros(1, height * weights.scale, width * weights.scale, device=device)
+
+    def add(self, boxes: Sequence[Box], outputs: torch.Tensor) -> None:
+        """Blend the outputs (len(boxes) * n, C, h*s, w*s) of same-shape tiles, n items per tile."""
+        outputs = outputs.to(self.device)
+        n = outputs.shape[0] // len(boxes)
+        s = self.weights.scale
+        if self._sum is None:  # the output's channels are known from the first tile
+            self._sum = torch.zeros(n, outputs.shape[1], self.height * s, self.width * s, device=self.device)
+        for i, box in enumerate(boxes):
+            weight = self.weights.get(box, self.height, self.width, self.device)
+            rows, cols = slice(box.y0 * s, box.y1 * s), slice(box.x0 * s, box.x1 * s)
+            self._sum[:, :, rows, cols] += outputs[i * n : (i + 1) * n] * weight
+            self._weight_sum[:, rows, cols] += weight
+
+    def result(self) -> torch.Tensor:
+        if self._sum is None:
+            raise ValueError("no tile was blended")
+        return self._sum.div_(self._weight_sum)
