@@ -6,7 +6,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "restore"]
+__all__ = ["RestoreSettings", "__version__", "load_model", "restore", "restore_files"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +15,12 @@ def __getattr__(name: str) -> Any:
         from irx import api
 
         return getattr(api, name)
+    if name == "restore_files":
+        from irx.run import restore_files
+
+        return restore_files
+    if name == "RestoreSettings":
+        from irx.settings import RestoreSettings
+
+        return RestoreSettings
     raise AttributeError(f"module 'irx' has no attribute {name!r}")

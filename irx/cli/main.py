@@ -1,7 +1,7 @@
 """The `irx` command line: one command per task, all sharing one set of options.
 
-The commands only parse options and call the Python API (irx.api, irx.pipeline); everything they do is
-available from Python too.
+The restore commands parse options, build an irx.settings.RestoreSettings and call irx.restore_files;
+everything they do is available from Python too.
 """
 
 
@@ -81,6 +81,8 @@ class RestoreOptions:
     no_audio: bool
     resume: bool
     strict: bool = False
+    compile: bool = False
+    channels_last: bool = False
 
 
 @dataclass
@@ -200,6 +202,12 @@ def _make_restore_command(task: str) -> None:
         strict: Annotated[
             bool, typer.Option("--strict", help="Fail inputs the decoder reports as damaged instead of warning.")
         ] = False,
+        compile: Annotated[
+            bool, typer.Option("--compile", help="Compile the model with torch.compile (GPU; falls back to eager if it fails).")
+        ] = False,
+        channels_last: Annotated[
+            bool, typer.Option("--channels-last", help="Run the model in channels-last memory layout (faster for some conv nets).")
+        ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")] = False,
         json_summary: Annotated[
             bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
@@ -232,6 +240,8 @@ def _make_restore_command(task: str) -> None:
             no_audio=no_audio,
             resume=resume,
             strict=strict,
+            compile=compile,
+            channels_last=channels_last,
         )
         state = _RunState(json_summary=json_summary)
         _guarded(lambda: _restore(task, options, state), debug=debug, state=state)
@@ -284,92 +294,25 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
 
 
 def _restore(task: str, options: RestoreOptions, state: _RunState) -> None:
-    from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
-    from irx.cli.progress import RichReporter  # noqa: PLC0415
-    from irx.engine import Engine, resolve_devices, validate_engine_options  # noqa: PLC0415
-    from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
-    from irx.pipeline import PipelineOptions, run_pipeline  # noqa: PLC0415
+    """Parse -> settings -> irx.restore_files -> print."""
+    from irx.cli.progress import RichReporter  # noqa: PLC0415 - torch is imported only when work starts
+    from irx.run import restore_files  # noqa: PLC0415
+    from irx.settings import RestoreSettings  # noqa: PLC0415
 
     if task == "run" and not options.model:
         raise UsageError("irx run needs --model (a file, hf://owner/repo/file or a zoo name)")
-    if options.scale is not None and options.scale < 1:
-        raise UsageError("--scale must be at least 1")
-    if task == "upscale" and options.scale is None:
-        options.scale = 4 if options.model is None else None
-    if options.offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    config = _user_config()
-    device = options.device if options.device != "auto" or not config.get("device") else config["device"]
-    precision = options.precision if options.precision != "auto" or not config.get("precision") else config["precision"]
-
-    # Check every option before touching any file, so a typo fails fast with exit code 2.
-    validate_engine_options(tile=options.tile, batch_size=options.batch_size, precision=precision)
-    devices = resolve_devices(device)
-
-    suffix = "restored" if task == "run" else task
-    # Under torchrun each process takes its own shard of the files and one GPU (its LOCAL_RANK).
-    rank, world = distributed_shard()
-    plan = plan_jobs(
-        options.inputs,
-        suffix=suffix,
-        output=options.output,
-        recursive=options.recursive,
-        out_format=options.out_format,
-        skip_existing=options.skip_existing,
-        shard=(rank, world),
+    settings = RestoreSettings.resolve(
+        device=options.device, precision=options.precision, tile=options.tile, tile_overlap=options.tile_overlap,
+        batch_size=options.batch_size, channels_last=options.channels_last, compile=options.compile,
+        scale=options.scale, offline=options.offline, trust_remote_code=options.trust_remote_code,
+        recursive=options.recursive, skip_existing=options.skip_existing, out_format=options.out_format,
+        quality=options.quality, strict=options.strict, codec=options.codec, crf=options.crf,
+        preset=options.preset, pix_fmt=options.pix_fmt, keep_audio=not options.no_audio, resume=options.resume,
     )
-    if not plan.jobs and not plan.skipped and not plan.failures:
-        raise UsageError(f"no images or videos found in {' '.join(options.inputs)} (use --recursive for sub-folders)")
-    if world > 1 and devices[0].type == "cuda" and len(devices) > 1:
-        devices = [devices[int(os.environ.get("LOCAL_RANK", "0")) % len(devices)]]
-
-    # The plan's verdicts go into the summary first, so that a run-level error below still reports them.
     show_progress = not (options.quiet or options.json_summary) and stderr.is_terminal
     reporter = RichReporter(stderr, show_progress=show_progress, debug=options.debug)
-    summary = state.summary
-    summary.skipped.extend(plan.skipped)
-    for name, reason in plan.failures:
-        summary.failed.append({"path": name, "reason": reason})
-        reporter.file_failed(name, reason)
-    for name, reason in plan.skip_reasons:
-        summary.warnings.append({"path": name, "reason": f"skipped: {reason}"})
-        reporter.file_failed(name, f"warning: skipped: {reason}")
-
-    video_options = _video_options(options) if any(job.kind == "video" for job in plan.jobs) else None
-    _check_video_outputs(plan.jobs, video_options)  # a bad --codec/--pix-fmt/--preset stops here, before the model
-    _remove_stale_files(plan.output_folders)
-
-    if plan.jobs:
-        engines = [
-            Engine(
-                load_model(
-                    options.model,
-                    task=None if task == "run" else task,
-                    scale=options.scale,
-                    device=dev,
-                    offline=options.offline or None,
-                    trust_remote_code=options.trust_remote_code,
-                ),
-                device=dev,
-                precision=precision,
-                tile=options.tile,
-                tile_overlap=options.tile_overlap,
-                batch_size=options.batch_size,
-                on_tiles=reporter.tiles,
-            )
-            for dev in devices
-        ]
-        pipeline_options = PipelineOptions(
-            out_scale=options.scale,
-            out_format=options.out_format,
-            quality=options.quality,
-            overwrite=not options.skip_existing,
-            video=video_options,
-            task=suffix,
-            strict=options.strict,
-        )
-        run_pipeline(plan.jobs, engines, pipeline_options, reporter, summary)
-
+    summary = restore_files(options.inputs, task=None if task == "run" else task, model=options.model,
+                            output=options.output, settings=settings, reporter=reporter, summary=state.summary)
     if options.json_summary:
         state.print_json()
     elif not options.quiet:
@@ -381,55 +324,6 @@ def _restore(task: str, options: RestoreOptions, state: _RunState) -> None:
         )
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _check_video_outputs(jobs: list[Any], options: Any) -> None:
-    """Plan every video's output (codec, pixel format, preset) before the model loads; UsageError if impossible."""
-    if options is None:
-        return
-    from irx.errors import InputError  # noqa: PLC0415
-    from irx.media.video import check_video_output  # noqa: PLC0415
-
-    for job in jobs:
-        if job.kind == "video":
-            try:
-                check_video_output(job.source, job.output, options)
-            except InputError:
-                pass  # an unreadable video fails on its own when its turn comes; the others go on
-
-
-def _remove_stale_files(folders: set[Path]) -> None:
-    """Temp and claim files that killed runs left where this run writes (live runs' files are kept)."""
-    from irx.media.atomic import cleanup_stale_temps  # noqa: PLC0415
-    from irx.media.outputs import cleanup_stale_claims  # noqa: PLC0415
-
-    for folder in sorted(folders):
-        removed = cleanup_stale_temps(folder) + cleanup_stale_claims(folder)
-        if removed:
-            logging.getLogger("irx").debug("removed %d stale temporary files in %s", len(removed), folder)
-
-
-def _video_options(options: RestoreOptions) -> Any:
-    from irx.media.video import VideoOptions  # noqa: PLC0415
-
-    return VideoOptions(
-        codec=options.codec,
-        crf=options.crf,
-        preset=options.preset,
-        pix_fmt=options.pix_fmt,
-        keep_audio=not options.no_audio,
-        resume=options.resume,
-        overwrite=not options.skip_existing,
-    )
-
-
-def _user_config() -> dict[str, Any]:
-    try:
-        from irx.zoo.config import load_user_config  # noqa: PLC0415
-    except ImportError:
-        return {}
-    config = load_user_config()
-    return {"device": config.device, "precision": config.precision}
 
 
 for _task in (*TASKS, "run"):
@@ -447,6 +341,11 @@ def _add_subcommands() -> None:
     app.add_typer(data_app, name="data", help="Prepare training data (ReSyn-style curation).")
     app.command(name="train", help="Train a model from a TOML recipe (resumable; DDP with torchrun).")(train_command)
     app.command(name="eval", help="Measure PSNR/SSIM against baselines on clean images or real pairs.")(eval_command)
+    from irx.cli.faces import faces_command  # noqa: PLC0415
+
+    app.command(name="faces", help="Restore the faces in photos: detect, align, restore with a face model, paste back.")(
+        faces_command
+    )
 
 
 _add_subcommands()

@@ -1,0 +1,102 @@
+"""One frozen settings object for a restore run: CLI flag > config file > default, resolved once.
+
+    settings = RestoreSettings.resolve(device="cuda", tile="512")          # from Python
+    summary = irx.restore_files(["photos/"], task="denoise", settings=settings)
+
+`resolve` reads the user's config file (irx.zoo.config) once, so no other layer re-reads it; each layer
+then takes what it needs: `engine_kwargs()` for irx.engine.Engine, `pipeline_options()` for the image
+pipeline, `video_options()` for video (which now gets --batch-size too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from irx.errors import UsageError
+
+if TYPE_CHECKING:
+    from irx.media.video import VideoOptions
+    from irx.pipeline import PipelineOptions
+    from irx.zoo.config import UserConfig
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    """Everything a restore run can be told, with irx's defaults."""
+
+    # engine
+    device: str = "auto"
+    precision: str = "auto"
+    tile: str | int = "auto"
+    tile_overlap: int = 16
+    batch_size: str | int = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    # model
+    scale: int | None = None
+    offline: bool = False
+    trust_remote_code: bool = False
+    # inputs and outputs
+    recursive: bool = False
+    skip_existing: bool = True
+    out_format: str | None = None
+    quality: int | None = None
+    strict: bool = False
+    # video
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    keep_audio: bool = True
+    resume: bool = False
+
+    @classmethod
+    def resolve(cls, user_config: UserConfig | None = None, **given: Any) -> RestoreSettings:
+        """Settings from explicit values (None = not given); device and precision left at "auto" take the
+        config file's values. `user_config` defaults to the user's config file."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise UsageError(f"unknown restore setting {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if user_config is None:
+            from irx.zoo.config import load_user_config  # noqa: PLC0415 - reads a file, only when asked
+
+            user_config = load_user_config()
+        values = {k: v for k, v in given.items() if v is not None}
+        for key in ("device", "precision"):
+            if values.get(key, "auto") == "auto" and getattr(user_config, key, None):
+                values[key] = getattr(user_config, key)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check every value before any file is touched (UsageError, exit code 2)."""
+        from irx.engine import validate_engine_options  # noqa: PLC0415 - torch only when work starts
+
+        if self.scale is not None and self.scale < 1:
+            raise UsageError("--scale must be at least 1")
+        validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
+
+    def with_(self, **changes: Any) -> RestoreSettings:
+        return replace(self, **changes)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of irx.engine.Engine (the device is chosen per engine)."""
+        return {"precision": self.precision, "tile": self.tile, "tile_overlap": self.tile_overlap,
+                "batch_size": self.batch_size, "channels_last": self.channels_last, "compile": self.compile}
+
+    def video_options(self) -> VideoOptions:
+        from irx.media.video import VideoOptions  # noqa: PLC0415 - PyAV only for videos
+
+        batch = {"batch_size": int(self.batch_size)} if str(self.batch_size).isdigit() else {}
+        return VideoOptions(codec=self.codec, crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt,
+                            keep_audio=self.keep_audio, resume=self.resume, overwrite=not self.skip_existing,
+                            **batch)
+
+    def pipeline_options(self, task: str, video: VideoOptions | None = None) -> PipelineOptions:
+        from irx.pipeline import PipelineOptions  # noqa: PLC0415
+
+        return PipelineOptions(out_scale=self.scale, out_format=self.out_format, quality=self.quality,
+                               overwrite=not self.skip_existing, video=video, task=task, strict=self.strict)

@@ -1,0 +1,83 @@
+"""irx.restore_files and RestoreSettings: the Python entry the CLI is a thin layer over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import irx
+from irx.cli.main import app
+from irx.errors import UsageError
+from irx.settings import RestoreSettings
+from irx.zoo.config import UserConfig
+from tests.conftest import make_image, write_png
+
+
+def test_restore_files_writes_every_output_and_matches_irx_restore(tmp_path, tiny_denoiser):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        write_png(folder / f"p{k}.png", make_image(40, 48, seed=k))
+    out = tmp_path / "out"
+    summary = irx.restore_files([folder], model=str(tiny_denoiser), task="denoise", output=out,
+                                settings=RestoreSettings.resolve(user_config=UserConfig()))
+    assert sorted(Path(p).name for p in summary.processed) == ["p0.png", "p1.png", "p2.png"]
+    assert not summary.failed and not summary.skipped
+    written = np.asarray(Image.open(out / "p1.png"))
+    direct = np.asarray(irx.restore(np.asarray(Image.open(folder / "p1.png")), model=str(tiny_denoiser)))
+    assert np.array_equal(written, direct)
+    # A rerun skips what is done: the same entry, the same resume rule as the CLI.
+    again = irx.restore_files([folder], model=str(tiny_denoiser), task="denoise", output=out,
+                              settings=RestoreSettings.resolve(user_config=UserConfig()))
+    assert len(again.skipped) == 3 and not again.processed
+
+
+def test_no_task_needs_a_model_and_an_unknown_task_is_refused(tmp_path):
+    write_png(tmp_path / "a.png", make_image(16, 16))
+    with pytest.raises(UsageError, match="needs a model"):
+        irx.restore_files([tmp_path / "a.png"])
+    with pytest.raises(UsageError, match="unknown task"):
+        irx.restore_files([tmp_path / "a.png"], task="sharpen", model="x.pth")
+
+
+def test_settings_resolve_flag_over_config_over_default():
+    config = UserConfig(device="cpu", precision="bf16")
+    assert RestoreSettings.resolve(user_config=config).device == "cpu"
+    assert RestoreSettings.resolve(user_config=config, device="cuda:1").device == "cuda:1"
+    assert RestoreSettings.resolve(user_config=config, precision="fp32").precision == "fp32"
+    assert RestoreSettings.resolve(user_config=UserConfig()).precision == "auto"
+    with pytest.raises(UsageError):
+        RestoreSettings.resolve(user_config=UserConfig(), tile="7")
+    with pytest.raises(UsageError, match="unknown restore setting"):
+        RestoreSettings.resolve(user_config=UserConfig(), tiles=512)
+
+
+def test_batch_size_reaches_video_and_each_layer_gets_its_part():
+    s = RestoreSettings(batch_size=3, tile=256, skip_existing=False, codec="ffv1", compile=True)
+    assert s.video_options().batch_size == 3 and s.video_options().overwrite is True
+    assert s.engine_kwargs()["tile"] == 256 and s.engine_kwargs()["compile"] is True
+    assert s.pipeline_options("denoise").overwrite is True
+    assert RestoreSettings().video_options().batch_size == 4  # "auto": the video default
+
+
+def test_cli_is_parse_settings_restore_files(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake(inputs, **kwargs):
+        seen.update(kwargs, inputs=inputs)
+        return kwargs["summary"]
+
+    monkeypatch.setattr("irx.run.restore_files", fake)
+    monkeypatch.setenv("IRX_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text('device = "cpu"\n')
+    result = CliRunner().invoke(app, ["upscale", "a.png", "b/", "--scale", "2", "--tile", "256",
+                                      "--batch-size", "2", "--no-audio", "--compile", "-o", "out"])
+    assert result.exit_code == 0, result.output
+    settings = seen["settings"]
+    assert seen["inputs"] == ["a.png", "b/"] and seen["task"] == "upscale" and seen["output"] == Path("out")
+    assert (settings.scale, settings.tile, settings.batch_size) == (2, "256", "2")
+    assert settings.device == "cpu" and settings.keep_audio is False and settings.compile is True
