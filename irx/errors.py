@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class IrxError(Exception):
     """Base class: the message is shown to the user as it is."""
@@ -10,9 +12,28 @@ class IrxError(Exception):
 
 
 class UsageError(IrxError):
-    """Bad options or arguments (exit code 2)."""
+    """Bad options or arguments (exit code 2).
+
+    `param` names the Python parameter at fault ("tile", "batch_size"); the message speaks in API terms
+    and the CLI rewords it with the flag (see `cli_wording`).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def cli_wording(error: BaseException) -> str:
+    """An error's message as the command line says it: the parameter's name becomes its flag
+    (`tile` -> `--tile`, `batch_size` -> `--batch-size`)."""
+    message = str(error)
+    param = getattr(error, "param", None)
+    if not param:
+        return message
+    flag = "--" + param.replace("_", "-")
+    return re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, message, count=1)
 
 
 class InputError(IrxError):

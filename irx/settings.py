@@ -76,7 +76,7 @@ class RestoreSettings:
         from irx.engine import validate_engine_options  # noqa: PLC0415 - torch only when work starts
 
         if self.scale is not None and self.scale < 1:
-            raise UsageError("--scale must be at least 1")
+            raise UsageError("scale must be at least 1", param="scale")
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
 
     def with_(self, **changes: Any) -> RestoreSettings:

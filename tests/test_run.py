@@ -81,3 +81,18 @@ def test_cli_is_parse_settings_restore_files(monkeypatch, tmp_path):
     assert seen["inputs"] == ["a.png", "b/"] and seen["task"] == "upscale" and seen["output"] == Path("out")
     assert (settings.scale, settings.tile, settings.batch_size) == (2, "256", "2")
     assert settings.device == "cpu" and settings.keep_audio is False and settings.compile is True
+
+
+def test_library_errors_speak_python_and_the_cli_speaks_flags(tmp_path, tiny_denoiser):
+    from irx.errors import cli_wording
+
+    with pytest.raises(UsageError) as caught:
+        irx.restore(np.zeros((8, 8, 3), np.float32), model=str(tiny_denoiser), tile=8)
+    assert "--tile" not in str(caught.value) and str(caught.value).startswith("tile must be")
+    assert cli_wording(caught.value).startswith("--tile must be")
+    with pytest.raises(UsageError) as caught:
+        RestoreSettings.resolve(user_config=UserConfig(), batch_size="zero")
+    assert cli_wording(caught.value) == "invalid --batch-size 'zero': use auto or a positive number"
+    write_png(tmp_path / "a.png", make_image(16, 16))
+    result = CliRunner().invoke(app, ["denoise", str(tmp_path / "a.png"), "--tile", "8"])
+    assert result.exit_code == 2 and "--tile must be 0 or at least" in result.output

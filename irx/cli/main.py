@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import UsageError as _OptionError
 
 from irx import __version__
-from irx.errors import IrxError, UsageError
+from irx.errors import IrxError, UsageError, cli_wording
 from irx.summary import RunSummary
 from irx.tasks import TASK_HELP, TASKS
 
@@ -266,8 +266,8 @@ def _guarded(action: Callable[[], None], *, debug: bool, state: _RunState | None
     except IrxError as error:
         if debug:
             stderr.print_exception()
-        _say("error:", "red", str(error))
-        state.print_json(str(error))
+        _say("error:", "red", cli_wording(error))
+        state.print_json(cli_wording(error))
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt as error:
         terminated = isinstance(error, Terminated)
@@ -358,7 +358,7 @@ def main() -> None:
     except IrxError as error:
         if os.environ.get("IRX_DEBUG"):
             raise
-        _say("error:", "red", str(error))
+        _say("error:", "red", cli_wording(error))
         sys.exit(error.exit_code)
 
 

@@ -21,7 +21,7 @@ def resolve_devices(spec: str = "auto") -> list[torch.device]:
     """
     spec = (spec or "auto").strip().lower()
     if not _DEVICE_PATTERN.match(spec):
-        raise UsageError(f"invalid --device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(f"invalid device {spec!r}: use auto, cpu, cuda, cuda:N or mps", param="device")
     if spec == "auto":
         if torch.cuda.is_available():
             return [torch.device("cuda", 0)]
@@ -32,16 +32,16 @@ def resolve_devices(spec: str = "auto") -> list[torch.device]:
         return [torch.device("cpu")]
     if spec == "mps":
         if not _mps_available():
-            raise UsageError("--device mps: Apple's Metal backend is not available on this machine")
+            raise UsageError("device mps: Apple's Metal backend is not available on this machine", param="device")
         return [torch.device("mps")]
     if not torch.cuda.is_available():
-        raise UsageError(f"--device {spec}: no CUDA GPU is visible (use --device cpu)")
+        raise UsageError(f"device {spec}: no CUDA GPU is visible (use the cpu device)", param="device")
     count = torch.cuda.device_count()
     if spec == "cuda":
         return [torch.device("cuda", i) for i in range(count)]
     index = int(spec.split(":")[1])
     if index >= count:
-        raise UsageError(f"--device {spec}: only {count} CUDA GPU(s) are visible")
+        raise UsageError(f"device {spec}: only {count} CUDA GPU(s) are visible", param="device")
     return [torch.device("cuda", index)]
 
 
@@ -65,7 +65,7 @@ def resolve_precision(
     """
     spec = (spec or "auto").lower()
     if spec not in PRECISIONS:
-        raise UsageError(f"invalid --precision {spec!r}: use {', '.join(PRECISIONS)}")
+        raise UsageError(f"invalid precision {spec!r}: use {', '.join(PRECISIONS)}", param="precision")
     if spec == "auto":
         if device.type in ("cuda", "mps") and supports_half:
             return torch.float16

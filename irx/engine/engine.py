@@ -391,11 +391,11 @@ class Engine:
         return quantize(output.clamp(0, 1), kind).permute(0, 2, 3, 1).contiguous()
 
 def validate_engine_options(*, tile: TileSpec, batch_size: BatchSpec, precision: str) -> None:
-    """Raise UsageError for invalid --tile, --batch-size or --precision values."""
+    """Raise UsageError for invalid tile, batch_size or precision values."""
     _parse_tile(tile)
     _parse_batch(batch_size)
     if (precision or "auto").lower() not in PRECISIONS:
-        raise UsageError(f"invalid --precision {precision!r}: use {', '.join(PRECISIONS)}")
+        raise UsageError(f"invalid precision {precision!r}: use {', '.join(PRECISIONS)}", param="precision")
 
 
 def _parse_tile(tile: TileSpec) -> int | str:
@@ -406,10 +406,10 @@ def _parse_tile(tile: TileSpec) -> int | str:
         if value == "auto":
             return "auto"
         if not value.isdigit():
-            raise UsageError(f"invalid --tile {tile!r}: use auto, 0 (no tiling) or a size in pixels")
+            raise UsageError(f"invalid tile {tile!r}: use auto, 0 (no tiling) or a size in pixels", param="tile")
         tile = int(value)
     if tile < 0 or (0 < tile < MIN_TILE):
-        raise UsageError(f"--tile must be 0 or at least {MIN_TILE} pixels, got {tile}")
+        raise UsageError(f"tile must be 0 or at least {MIN_TILE} pixels, got {tile}", param="tile")
     return int(tile)
 
 
@@ -419,8 +419,8 @@ def _parse_batch(batch: BatchSpec) -> int | str:
         if value == "auto":
             return "auto"
         if not value.isdigit():
-            raise UsageError(f"invalid --batch-size {batch!r}: use auto or a positive number")
+            raise UsageError(f"invalid batch_size {batch!r}: use auto or a positive number", param="batch_size")
         batch = int(value)
     if batch < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch}")
+        raise UsageError(f"batch_size must be at least 1, got {batch}", param="batch_size")
     return int(batch)
