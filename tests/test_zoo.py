@@ -124,7 +124,8 @@ def test_hub_table_is_consistent():
     names = [r.name for r in HUB_RECORDS]
     assert len(names) == len(set(names))
     for r in HUB_RECORDS:
-        assert r.source == "hub" and r.third_party and r.repo_id and r.license
+        assert r.source in ("hub", "url") and r.third_party and r.license
+        assert (r.repo_id and r.url is None) if r.source == "hub" else (r.url and r.sha256 and not r.repo_id)
         assert not r.supported or r.filename
     by = {r.name: r for r in HUB_RECORDS}
     assert not by["laformer-official"].supported and by["laformer-official"].filename is None
