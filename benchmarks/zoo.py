@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -123,7 +124,9 @@ def main() -> None:
             params[name] = sum(p.numel() for p in model.parameters())
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": _threads(),
-                    "python": platform.python_version(), "torch": _torch_version()},
+                    "python": platform.python_version(), "torch": _torch_version(),
+                    # other work on the machine slows every number alike; ratios stay meaningful
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 1)},
         "note": "random weights in each record's real configuration; s_per_mp is per input megapixel, "
                 "measured at side x side and scaled linearly",
         "tasks": [{"task": label, "default": hub or None, "offline": bundled} for label, hub, bundled in _pairs()],

@@ -4,7 +4,8 @@
 
 1. an existing local file;
 2. ``hf://owner/repo/path/file[@revision]`` (downloaded through the Hugging Face cache);
-3. a zoo name (``irx models list``), or the ``owner/repo`` of a Hub record;
+3. a zoo name (``irx models list``; Hub and url records are downloaded and verified), or the
+   ``owner/repo`` of a Hub record;
 4. nothing: the user's config default for the task, else the task's default record.
 
 Weights are loaded with :func:`load_weights` (no code from the file ever runs).
@@ -29,8 +30,8 @@ from irx.zoo.records import (
     requirement_met,
     write_bundled_record,
 )
-from irx.zoo.url import fetch_url
 from irx.zoo.safe_load import WEIGHT_EXTENSIONS, load_weights
+from irx.zoo.url import fetch_url
 
 __all__ = [
     "DEFAULT_WEIGHTS_DIR",
