@@ -82,20 +82,19 @@ def clear_model_cache() -> None:
 def _load_descriptor(path: Path, trust_remote_code: bool) -> Any:
     from spandrel import ModelLoader, UnsupportedModelError  # noqa: PLC0415
 
-    from irx.archs import register_spandrel  # noqa: PLC0415
+    from irx.archs import extra_arches_installed, spandrel_registry  # noqa: PLC0415
     from irx.zoo import load_weights  # noqa: PLC0415
 
-    register_spandrel()
     weights = load_weights(path, trust_remote_code=trust_remote_code)
     if isinstance(weights, torch.jit.ScriptModule):
         return ScriptedModel(weights)
     try:
-        return ModelLoader().load_from_state_dict(weights)
+        return ModelLoader(registry=spandrel_registry()).load_from_state_dict(weights)
     except UnsupportedModelError:
-        raise ModelError(
-            f"{path.name}: not an architecture irx or spandrel knows "
-            "(for Restormer, MPRNet and other restricted-licence models: pip install 'irx[extra-arches]')"
-        ) from None
+        hint = "" if extra_arches_installed() else (
+            " (for Restormer, MPRNet and other restricted-licence models: pip install 'irx[extra-arches]')"
+        )
+        raise ModelError(f"{path.name}: not an architecture irx or spandrel knows{hint}") from None
     except IrxError:
         raise
     except Exception as error:  # noqa: BLE001 - a malformed state dict of a known architecture

@@ -10,7 +10,8 @@ It answers what ``huggingface_hub`` (2.x, file_download.py) asks for a file down
   - regular (git) file: ``200`` with ``ETag: "<git blob sha1>"`` and ``X-Repo-Commit``.
   - unknown repo / revision / file: ``404`` with ``X-Error-Code`` RepoNotFound / RevisionNotFound /
     EntryNotFound, as the Hub does.
-- ``HEAD/GET /cdn/{n}``: the bytes, with ``Range: bytes=a-[b]`` answered by ``206``.
+- ``HEAD/GET /cdn/{n}[/name]``: the bytes, with ``Range: bytes=a-[b]`` answered by ``206``; also
+  the plain addresses of ``add_url_file`` (files outside the Hub, for url records).
 
 Faults tests can inject: a wrong declared hash (``declared_sha256=``), a GET that stops after N
 bytes and closes the connection (``cut_next_get``), a body shorter than announced
@@ -88,6 +89,12 @@ class FakeHub:
         self.files[(repo_id, commit_for(repo_id, revision), filename)] = f
         self.cdn.append(f)
         return f
+
+    def add_url_file(self, name: str, content: bytes) -> str:
+        """Serve ``content`` at a plain address (no Hub headers), as a GitHub release asset is."""
+        f = FakeFile(content)
+        self.cdn.append(f)
+        return f"{self.endpoint}/cdn/{self.cdn_index(f)}/{name}"
 
     def cdn_index(self, f: FakeFile) -> int:
         return next(i for i, g in enumerate(self.cdn) if g is f)

@@ -1,4 +1,4 @@
-"""irx.archs registry: build_model, and registration of LAformer / RWKV-IR with spandrel."""
+"""irx.archs registry: build_model, and irx's private spandrel registry (built-ins + extras + ours)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import torch
 from spandrel import MAIN_REGISTRY, ModelLoader
 from torch import nn
 
-from irx.archs import build_model, register_spandrel
+from irx.archs import build_model, register_spandrel, spandrel_registry
 from irx.archs.laformer import LAformerUNet, detect_laformer
 from irx.errors import ModelError
-
-
 
 def _builtin_models() -> dict[str, Callable[[], nn.Module]]:
     """Small instances of a few spandrel built-ins, keyed by the arch id spandrel must report."""
@@ -45,40 +43,67 @@ def _ours() -> dict[str, nn.Module]:
     }
 
 
-def test_register_is_idempotent_and_ours_come_first() -> None:
+def test_private_registry_is_built_once_and_ours_come_first() -> None:
+    registry = spandrel_registry()
+    assert spandrel_registry() is registry
+    assert "LAformer" in registry and "RWKVIR" in registry
+    order = [s.architecture.id for s in registry.architectures("detection")]
+    assert set(order[:2]) == {"LAformer", "RWKVIR"}
+    # Every built-in is there, in spandrel's own detection order after ours.
+    builtins = [s.architecture.id for s in MAIN_REGISTRY.architectures("detection") if s.architecture.id not in ("LAformer", "RWKVIR")]
+    assert [a for a in order if a in builtins] == builtins
+
+
+def test_private_registry_leaves_spandrel_global_alone(monkeypatch) -> None:
+    import irx.archs
+
+    monkeypatch.setattr(irx.archs, "_registry", None)  # force a fresh build
+    before = [s.architecture.id for s in MAIN_REGISTRY.architectures()]
+    spandrel_registry()
+    assert [s.architecture.id for s in MAIN_REGISTRY.architectures()] == before
+
+
+def test_extra_arches_are_in_the_private_registry() -> None:
+    extra = pytest.importorskip("spandrel_extra_arches")
+    registry = spandrel_registry()
+    for support in extra.EXTRA_REGISTRY:
+        assert support.architecture.id in registry
+    from spandrel_extra_arches.architectures.Restormer.__arch.restormer_arch import Restormer
+
+    sd = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1]).state_dict()
+    assert registry.load(sd).architecture.id == "Restormer"
+
+
+def test_register_spandrel_is_an_idempotent_opt_in() -> None:
     register_spandrel()
     n = len(MAIN_REGISTRY)
     register_spandrel()
-    register_spandrel()
-    assert len(MAIN_REGISTRY) == n
-    assert "LAformer" in MAIN_REGISTRY and "RWKVIR" in MAIN_REGISTRY
-    order = [s.architecture.id for s in MAIN_REGISTRY.architectures("detection")]
-    assert set(order[:2]) == {"LAformer", "RWKVIR"}
+    assert len(MAIN_REGISTRY) == n and "LAformer" in MAIN_REGISTRY and "RWKVIR" in MAIN_REGISTRY
 
 
 def test_builtins_still_load_as_themselves() -> None:
     """irx's detectors sit before every built-in, so they must never claim a built-in model."""
-    register_spandrel()
+    registry = spandrel_registry()
     for arch_id, make in _builtin_models().items():
         sd = make().state_dict()
         assert not detect_laformer(sd), arch_id
-        assert not MAIN_REGISTRY["RWKVIR"].detect(sd), arch_id
-        assert MAIN_REGISTRY.load(sd).architecture.id == arch_id
+        assert not registry["RWKVIR"].detect(sd), arch_id
+        assert registry.load(sd).architecture.id == arch_id
 
 
 def test_no_builtin_claims_our_state_dicts() -> None:
-    """Even without the ordering, no built-in detector takes an irx model, and ours load right."""
-    register_spandrel()
+    """Even without the ordering, no other detector takes an irx model, and ours load right."""
+    registry = spandrel_registry()
     expected = {"laformer": "LAformer", "rwkvir": "RWKVIR"}
     for name, model in _ours().items():
         sd = model.state_dict()
         claimed = [
             s.architecture.id
-            for s in MAIN_REGISTRY.architectures()
+            for s in registry.architectures()
             if s.architecture.id not in ("LAformer", "RWKVIR") and s.detect(sd)
         ]
         assert claimed == [], (name, claimed)
-        assert MAIN_REGISTRY.load(sd).architecture.id == expected[name.split("-")[0]]
+        assert registry.load(sd).architecture.id == expected[name.split("-")[0]]
         # The two irx detectors do not claim each other's models either.
         assert detect_laformer(sd) == name.startswith("laformer")
 
@@ -86,11 +111,10 @@ def test_no_builtin_claims_our_state_dicts() -> None:
 def test_descriptor_fields(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from safetensors.torch import save_file
 
-    register_spandrel()
     model = build_model("laformer", "tiny", scale=1, in_chans=1)
     path = tmp_path / "grey.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    desc = ModelLoader().load_from_file(path)
+    desc = ModelLoader(registry=spandrel_registry()).load_from_file(path)
     assert isinstance(desc.model, LAformerUNet)
     assert (desc.purpose, desc.scale, desc.input_channels, desc.output_channels) == ("Restoration", 1, 1, 1)
     assert desc.supports_half and desc.supports_bfloat16

@@ -11,6 +11,7 @@ import pytest
 from hub_server import FakeHub, free_port, isolate_hub_env
 
 from irx.errors import ModelError, UsageError
+from irx.zoo import ModelRecord, ensure_local
 from irx.zoo import hub as zhub
 from irx.zoo.hub import HubFile, fetch, parse_hf_uri
 
@@ -196,3 +197,64 @@ def test_parse_hf_uri():
     for bad in ("hf://a/b", "hf://a//c.pth", "hf://a/b/@main", "hf://a/b/../x.pth", "a/b/c"):
         with pytest.raises(UsageError):
             parse_hf_uri(bad)
+
+
+# ---------------------------------------------------------------- url records (files outside the Hub)
+
+
+def url_record(url: str, sha256: str | None, name: str = "release-asset") -> ModelRecord:
+    return ModelRecord(name=name, tasks=("dejpeg",), arch="FBCNN", scale=1, source="url",
+                       filename=url.rsplit("/", 1)[-1], url=url, sha256=sha256, license="Apache-2.0",
+                       third_party=True)
+
+
+def test_url_record_without_sha256_is_rejected_when_defined():
+    with pytest.raises(ValueError, match="url record needs sha256"):
+        url_record("https://example.org/model.pth", None)
+    with pytest.raises(ValueError, match="needs url"):
+        url_record("ftp://example.org/model.pth", "0" * 64)
+    with pytest.raises(ValueError, match="only a url record"):
+        ModelRecord(name="h", tasks=("denoise",), arch="X", scale=1, source="hub", filename="f.pth",
+                    repo_id="a/b", url="https://example.org/f.pth")
+
+
+def test_url_download_is_verified_cached_and_works_offline(fake, tmp_path, monkeypatch):
+    url = fake.add_url_file("model.pth", CONTENT)
+    record = url_record(url, hashlib.sha256(CONTENT).hexdigest())
+    path = ensure_local(record, quiet=True)
+    assert path.read_bytes() == CONTENT and str(path).startswith(str(tmp_path / "irx-cache"))
+    assert zhub.verified_sha256(path) == record.sha256
+    gets = fake.count("GET", "/cdn/")
+    assert gets == 1
+    fake.stop()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert ensure_local(record) == path  # cached: no request, offline is fine
+    other = url_record(url.replace("model.pth", "other.pth"), "1" * 64, name="other")
+    with pytest.raises(ModelError, match="offline"):
+        ensure_local(other)
+
+
+def test_url_with_a_wrong_sha256_is_refused_and_nothing_is_left(fake, tmp_path):
+    url = fake.add_url_file("model.pth", CONTENT)
+    record = url_record(url, hashlib.sha256(b"other bytes").hexdigest())
+    with pytest.raises(ModelError, match="SHA-256 differs.*nothing was kept"):
+        ensure_local(record, quiet=True)
+    cache = tmp_path / "irx-cache" / "url"
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_damaged_url_file_is_fetched_again(fake, tmp_path):
+    url = fake.add_url_file("model.pth", CONTENT)
+    record = url_record(url, hashlib.sha256(CONTENT).hexdigest())
+    path = ensure_local(record, quiet=True)
+    path.write_bytes(CONTENT[:-1] + b"X")
+    assert ensure_local(record, quiet=True).read_bytes() == CONTENT
+    assert fake.count("GET", "/cdn/") == 2
+
+
+def test_unreachable_url_gives_one_clear_line(monkeypatch, tmp_path):
+    isolate_hub_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
+    record = url_record(f"http://127.0.0.1:{free_port()}/model.pth", "0" * 64)
+    with pytest.raises(ModelError, match="cannot download release-asset") as err:
+        ensure_local(record, quiet=True)
+    assert "\n" not in str(err.value)

@@ -124,7 +124,8 @@ def test_hub_table_is_consistent():
     names = [r.name for r in HUB_RECORDS]
     assert len(names) == len(set(names))
     for r in HUB_RECORDS:
-        assert r.source == "hub" and r.third_party and r.repo_id and r.license
+        assert r.source in ("hub", "url") and r.third_party and r.license
+        assert (r.repo_id and r.url is None) if r.source == "hub" else (r.url and r.sha256 and not r.repo_id)
         assert not r.supported or r.filename
     by = {r.name: r for r in HUB_RECORDS}
     assert not by["laformer-official"].supported and by["laformer-official"].filename is None
@@ -320,3 +321,52 @@ def test_downloaded_weights_load_safely(env):
     state = load_weights(got.path)
     assert list(state) == ["params_ema.body.weight"]
     assert torch.equal(state["params_ema.body.weight"], tensors["params_ema.body.weight"])
+
+
+def test_cli_list_shows_defaults_online_and_offline_with_licence_and_cost(env, monkeypatch):
+    import irx.cli.models as cli_models
+
+    costs = {"nafnet-gopro-width64": {"params": 67_890_000, "cpu_s_per_mp": 123.4}}
+    monkeypatch.setattr(cli_models, "_costs", lambda: costs)
+    result = CliRunner().invoke(models_app, ["list", "--task", "deblur"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    line = next(row for row in result.output.splitlines() if row.strip().startswith("deblur"))
+    assert "nafnet-gopro-width64" in line and "tiny-denoise" not in line  # no bundled deblur model here
+    assert "MIT" in line and "67.89M" in line and "123.4" in line
+    result = CliRunner().invoke(models_app, ["list", "--task", "dehaze"])
+    assert "dehaze: no online default: no public dehazing checkpoint" in result.output
+    rows = json.loads(CliRunner().invoke(models_app, ["list", "--task", "deblur", "--json"]).output)
+    assert {r["name"]: r for r in rows}["nafnet-gopro-width64"]["params"] == 67_890_000
+
+
+def test_cli_list_prints_the_extra_arches_hint_literally(env, monkeypatch):
+    import irx.cli.models as cli_models
+    import irx.zoo.records as records
+
+    def no_extras(record):
+        return record.requires is None
+
+    monkeypatch.setattr(records, "requirement_met", no_extras)
+    monkeypatch.setattr(cli_models, "requirement_met", no_extras)
+    result = CliRunner().invoke(models_app, ["list", "--task", "derain"])
+    assert "restormer-derain needs pip install 'irx[extra-arches]' (licence: Academic, non-commercial)" in result.output
+
+
+def test_cli_errors_with_brackets_print_literally(env):
+    result = CliRunner().invoke(models_app, ["download", "odd[name]"])
+    assert result.exit_code == 1 and "odd[name]" in result.output
+
+
+def test_loader_hint_names_the_extra_when_it_is_missing(monkeypatch, tmp_path):
+    from safetensors.torch import save_file
+
+    import irx.archs
+    from irx.api import _load_descriptor
+
+    monkeypatch.setattr(irx.archs, "_extra_registry", lambda: None)
+    monkeypatch.setattr(irx.archs, "_registry", None)
+    path = tmp_path / "unknown.safetensors"
+    save_file({"surely.not.a.known.layer": torch.zeros(2)}, str(path))
+    with pytest.raises(ModelError, match=r"pip install 'irx\[extra-arches\]'"):
+        _load_descriptor(path, False)
+    monkeypatch.setattr(irx.archs, "_registry", None)  # rebuilt with the extras for later tests

@@ -1,22 +1,26 @@
 """irx's own architectures (LAformer, RWKV-IR) and their registration with spandrel.
 
-``build_model`` builds a named variant for training; ``register_spandrel`` teaches spandrel's
-``MAIN_REGISTRY`` to detect and load their bare state dicts, so irx checkpoints load with no
-config file, like any spandrel architecture.
+``build_model`` builds a named variant for training; ``spandrel_registry`` is the private
+spandrel registry irx loads every model with (spandrel's architectures, the optional extra ones,
+and these two), so irx checkpoints load with no config file, like any spandrel architecture.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from irx.errors import ModelError
 
+if TYPE_CHECKING:
+    from spandrel import ArchRegistry, ArchSupport
+
 ARCHS = ("laformer", "rwkvir")
 
 _register_lock = threading.Lock()
+_registry: ArchRegistry | None = None
 
 
 def build_model(arch: str, variant: str = "tiny", scale: int = 1, in_chans: int = 3, **overrides: Any) -> nn.Module:
@@ -38,26 +42,71 @@ def build_model(arch: str, variant: str = "tiny", scale: int = 1, in_chans: int 
     raise ModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
-def register_spandrel() -> None:
-    """Add LAformer and RWKV-IR to ``spandrel.MAIN_REGISTRY`` (idempotent, thread-safe).
+def spandrel_registry() -> ArchRegistry:
+    """irx's own spandrel registry, built once: spandrel's built-ins, the optional
+    ``spandrel_extra_arches`` (Restormer, MPRNet, ...) when installed, then LAformer and RWKV-IR.
 
-    Both are detected before every built-in architecture: their detectors need several
-    irx-specific key names, so they never claim a built-in model, while a loose built-in
-    detector could otherwise claim theirs.
+    Every irx loading path passes it to ``ModelLoader(registry=...)``; spandrel's global
+    ``MAIN_REGISTRY`` is left as it is, so other spandrel users in the process see no change.
+    irx's detectors are placed before every other one: they need several irx-specific key
+    names, so they never claim another model, while a loose detector could claim theirs.
     """
-    from spandrel import MAIN_REGISTRY, ArchSupport
+    global _registry
+    with _register_lock:
+        if _registry is None:
+            _registry = _build_registry()
+        return _registry
+
+
+def extra_arches_installed() -> bool:
+    """True when ``spandrel_extra_arches`` can be imported (the ``irx[extra-arches]`` extra)."""
+    return _extra_registry() is not None
+
+
+def _extra_registry() -> ArchRegistry | None:
+    try:
+        from spandrel_extra_arches import EXTRA_REGISTRY
+    except ImportError:
+        return None
+    return EXTRA_REGISTRY
+
+
+def _build_registry() -> ArchRegistry:
+    from spandrel import MAIN_REGISTRY
+
+    registry = MAIN_REGISTRY.copy()
+    extra = _extra_registry()
+    if extra is not None:
+        # Kept after the built-ins, as spandrel_extra_arches.install() places them.
+        registry.add(*extra, ignore_duplicates=True)
+    registry.add(*_our_support(registry), ignore_duplicates=True)
+    return registry
+
+
+def _our_support(registry: ArchRegistry) -> list[ArchSupport]:
+    from spandrel import ArchSupport
 
     from irx.archs.laformer import LAformerArch
     from irx.archs.rwkvir import RWKVIRArch
 
+    ours = [LAformerArch(), RWKVIRArch()]
+    ids = {a.id for a in ours}
+    others = tuple(s.architecture.id for s in registry.architectures() if s.architecture.id not in ids)
+    return [ArchSupport.from_architecture(a, before=others) for a in ours]
+
+
+def register_spandrel() -> None:
+    """Also add LAformer and RWKV-IR to spandrel's global ``MAIN_REGISTRY`` (idempotent).
+
+    irx itself never calls this (it uses :func:`spandrel_registry`); it is for code that wants
+    ``spandrel.ModelLoader()`` with its default registry to know irx's architectures.
+    """
+    from spandrel import MAIN_REGISTRY
+
     with _register_lock:
-        ours = [LAformerArch(), RWKVIRArch()]
-        missing = [a for a in ours if a.id not in MAIN_REGISTRY]
-        if not missing:
-            return
-        ids = {a.id for a in ours}
-        builtins = tuple(s.architecture.id for s in MAIN_REGISTRY.architectures() if s.architecture.id not in ids)
-        MAIN_REGISTRY.add(*(ArchSupport.from_architecture(a, before=builtins) for a in missing), ignore_duplicates=True)
+        missing = [s for s in _our_support(MAIN_REGISTRY) if s.architecture.id not in MAIN_REGISTRY]
+        if missing:
+            MAIN_REGISTRY.add(*missing, ignore_duplicates=True)
 
 
-__all__ = ["ARCHS", "build_model", "register_spandrel"]
+__all__ = ["ARCHS", "build_model", "extra_arches_installed", "register_spandrel", "spandrel_registry"]

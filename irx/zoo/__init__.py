@@ -4,7 +4,8 @@
 
 1. an existing local file;
 2. ``hf://owner/repo/path/file[@revision]`` (downloaded through the Hugging Face cache);
-3. a zoo name (``irx models list``), or the ``owner/repo`` of a Hub record;
+3. a zoo name (``irx models list``; Hub and url records are downloaded and verified), or the
+   ``owner/repo`` of a Hub record;
 4. nothing: the user's config default for the task, else the task's default record.
 
 Weights are loaded with :func:`load_weights` (no code from the file ever runs).
@@ -26,9 +27,11 @@ from irx.zoo.records import (
     Catalogue,
     ModelRecord,
     load_bundled_records,
+    requirement_met,
     write_bundled_record,
 )
 from irx.zoo.safe_load import WEIGHT_EXTENSIONS, load_weights
+from irx.zoo.url import fetch_url
 
 __all__ = [
     "DEFAULT_WEIGHTS_DIR",
@@ -76,7 +79,8 @@ def ensure_local(
     cat = catalogue or default_catalogue()
     if not record.supported:
         raise ModelError(f"{record.name} is listed but irx cannot load it yet: {record.description}")
-    if record.requires and not _importable(record.requires):
+    if not requirement_met(record):
+        assert record.requires is not None
         raise ModelError(
             f"{record.name} needs the optional package {record.requires} "
             f"(licence: {record.license}); install it with `pip install {record.requires.replace('_', '-')}`"
@@ -89,6 +93,8 @@ def ensure_local(
         if problem:
             raise ModelError(f"the bundled weights of {record.name} are damaged ({problem}); reinstall irx")
         return path
+    if record.source == "url":
+        return fetch_url(record, force=force, offline=offline, quiet=quiet)
     assert record.repo_id is not None and record.filename is not None
     ref = HubFile(record.repo_id, record.filename, record.revision or "main")
     return fetch(ref, pinned_sha256=record.sha256, force=force, offline=offline, quiet=quiet)
@@ -191,8 +197,3 @@ def _check_fits(record: ModelRecord | None, task: str | None, scale: int | None,
     if task == "upscale" and scale is not None and record.scale != scale:
         raise ModelError(f"{record.name} ({where}) upscales x{record.scale}, but x{scale} was asked; pick a x{scale} model")
 
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

@@ -2,8 +2,9 @@
 
 A record is data only (timm-style): where the weights live, what they are for, their licence and
 their pinned hash. Bundled models are described by a JSON file next to their weights
-(``irx/zoo/weights/<name>.json`` beside ``<name>.safetensors``); Hub models by the table in
-:mod:`irx.zoo.registry_data`. :class:`Catalogue` joins both and answers "which model is the default
+(``irx/zoo/weights/<name>.json`` beside ``<name>.safetensors``); Hub models and files at a plain
+https address (``source="url"``, e.g. GitHub release assets, which must pin their SHA-256) by the
+table in :mod:`irx.zoo.registry_data`. :class:`Catalogue` joins both and answers "which model is the default
 for this task".
 """
 
@@ -31,7 +32,8 @@ SCHEMA_VERSION = 1
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
-Source = Literal["bundled", "hub"]
+Source = Literal["bundled", "hub", "url"]
+_SOURCES = ("bundled", "hub", "url")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ModelRecord:
     supported: bool = True
     default_for: tuple[str, ...] = ()
     requires: str | None = None  # an optional Python package needed to load it
+    url: str | None = None  # the https address of a ``source="url"`` record
 
     def __post_init__(self) -> None:
         # Normalise lists from JSON into tuples so records stay hashable and comparable.
@@ -110,10 +113,20 @@ def _record_problems(r: ModelRecord) -> list[str]:
             problems.append(f"default_for {task!r} is not one of its tasks")
     if not isinstance(r.scale, int) or isinstance(r.scale, bool) or r.scale < 1:
         problems.append("scale must be an integer >= 1")
-    if r.source not in ("bundled", "hub"):
-        problems.append(f"source must be 'bundled' or 'hub', not {r.source!r}")
+    if r.source not in _SOURCES:
+        problems.append(f"source must be one of {', '.join(_SOURCES)}, not {r.source!r}")
     if r.source == "hub" and not r.repo_id:
         problems.append("a Hub record needs repo_id")
+    if r.source == "url":
+        # A plain address declares no hash of its own: the pin is the only check, so it is required.
+        if not (isinstance(r.url, str) and r.url.startswith(("https://", "http://"))):
+            problems.append("a url record needs url (an http(s) address)")
+        if r.sha256 is None:
+            problems.append("a url record needs sha256 (a plain address has no declared hash to check against)")
+        if not r.filename:
+            problems.append("a url record needs filename")
+    elif r.url is not None:
+        problems.append("only a url record has url")
     if r.source == "bundled" and not r.filename:
         problems.append("a bundled record needs filename")
     if r.filename is None and r.supported:
@@ -234,7 +247,7 @@ def load_bundled_records(weights_dir: str | os.PathLike[str] | None = None) -> l
 
 
 class Catalogue:
-    """The models irx knows: bundled records (with their folder) plus Hub records."""
+    """The models irx knows: bundled records (with their folder) plus Hub and url records."""
 
     def __init__(self, records: Iterable[ModelRecord], weights_dir: str | os.PathLike[str] | None = None):
         self.weights_dir = Path(weights_dir) if weights_dir is not None else DEFAULT_WEIGHTS_DIR
@@ -246,7 +259,7 @@ class Catalogue:
 
     @classmethod
     def default(cls, weights_dir: str | os.PathLike[str] | None = None) -> Catalogue:
-        """Bundled records of ``weights_dir`` (default: the package's) plus the Hub table."""
+        """Bundled records of ``weights_dir`` (default: the package's) plus the Hub/url table."""
         from irx.zoo.registry_data import HUB_RECORDS
 
         return cls([*load_bundled_records(weights_dir), *HUB_RECORDS], weights_dir)
@@ -287,12 +300,13 @@ class Catalogue:
         return self.weights_dir / str(record.filename)
 
     def defaults(self, task: str, scale: int | None = None) -> tuple[ModelRecord | None, ModelRecord | None]:
-        """(Hub default, bundled default) for a task; either may be None.
+        """(third-party default, bundled default) for a task; either may be None.
 
         The bundled default is the bundled record whose ``default_for`` has the task; for
         ``upscale`` with a scale, the bundled upscale record of that scale (one marked
-        ``default_for`` upscale wins a tie). A Hub record marked ``default_for`` the task is
-        preferred when it can be had, with the bundled one as its offline fallback.
+        ``default_for`` upscale wins a tie). A Hub or url record marked ``default_for`` the task
+        is preferred when it can be had, with the bundled one as its offline fallback; one that
+        ``requires`` an optional package counts only when that package is installed.
         """
 
         def fits(r: ModelRecord) -> bool:
@@ -304,5 +318,17 @@ class Catalogue:
         if task == "upscale" and scale is not None:
             # Any bundled upscaler of the right scale is the default for that scale.
             marked = marked or [r for r in bundled if "upscale" in r.tasks]
-        hub = [r for r in ranked if r.source == "hub" and fits(r) and task in r.default_for]
-        return (hub[0] if hub else None), (marked[0] if marked else None)
+        online = [
+            r for r in ranked
+            if r.source != "bundled" and fits(r) and task in r.default_for and requirement_met(r)
+        ]
+        return (online[0] if online else None), (marked[0] if marked else None)
+
+
+def requirement_met(record: ModelRecord) -> bool:
+    """True when the record needs no optional package, or that package can be imported."""
+    if record.requires is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(record.requires) is not None
