@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from irx.media import video as V
+from irx.media.video import plan as VP
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -105,14 +106,14 @@ def make_clip(path: Path, frames: int, width: int, height: int) -> Path:
     return path
 
 
-def plan_for(src: Path, dst: Path, options: V.VideoOptions) -> V._Plan:
+def plan_for(src: Path, dst: Path, options: V.VideoOptions) -> VP._Plan:
     info = V.probe_video(src)
     with av.open(str(src)) as container:
-        plan, _ = V._plan_output(info, container.streams.video[0], dst, 1, options)
+        plan, _ = VP._plan_output(info, container.streams.video[0], dst, 1, options)
     return plan
 
 
-def decode_alone(src: Path, plan: V._Plan, keep: int) -> tuple[float, list[np.ndarray]]:
+def decode_alone(src: Path, plan: VP._Plan, keep: int) -> tuple[float, list[np.ndarray]]:
     kept: list[np.ndarray] = []
     count = 0
     start = time.perf_counter()
@@ -120,14 +121,14 @@ def decode_alone(src: Path, plan: V._Plan, keep: int) -> tuple[float, list[np.nd
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            array = V._to_engine(frame, plan)
+            array = VP._to_engine(frame, plan)
             if len(kept) < keep:
                 kept.append(array)
             count += 1
     return count / (time.perf_counter() - start), kept
 
 
-def model_alone(engine: V.Engine, frames: list[np.ndarray], total: int, batch: int) -> tuple[float, list[np.ndarray]]:
+def model_alone(engine: V.FrameRestorer, frames: list[np.ndarray], total: int, batch: int) -> tuple[float, list[np.ndarray]]:
     outputs: list[np.ndarray] = []
     engine.restore(frames[:1])  # warm-up (first call allocates)
     start = time.perf_counter()
@@ -142,18 +143,18 @@ def model_alone(engine: V.Engine, frames: list[np.ndarray], total: int, batch: i
     return total / (time.perf_counter() - start), outputs[: len(frames)]
 
 
-def encode_alone(outputs: list[np.ndarray], plan: V._Plan, total: int) -> float:
+def encode_alone(outputs: list[np.ndarray], plan: VP._Plan, total: int) -> float:
     step = max(1, round(1 / (plan.rate * plan.time_base)))
     start = time.perf_counter()
     with av.open(io.BytesIO(), "w", format=plan.muxer) as out:
-        stream = V._add_video_stream(out, plan)
+        stream = VP._add_video_stream(out, plan)
         for i in range(total):
-            out.mux(stream.encode(V._from_engine(outputs[i % len(outputs)], plan, i * step, step)))
+            out.mux(stream.encode(VP._from_engine(outputs[i % len(outputs)], plan, i * step, step)))
         out.mux(stream.encode(None))
     return total / (time.perf_counter() - start)
 
 
-def pipeline(src: Path, dst: Path, engine: V.Engine, batch: int) -> tuple[float, float, V.VideoResult]:
+def pipeline(src: Path, dst: Path, engine: V.FrameRestorer, batch: int) -> tuple[float, float, V.VideoResult]:
     """End-to-end fps, and steady-state fps: frames through the engine per second after the first batch.
 
     The steady rate leaves out the start (opening, first decodes) and the tail (the encoder's look-ahead

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from irx import _stages
+from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
 from irx.media.image_io import DecodedImage, read_image, write_image
@@ -36,6 +38,7 @@ class Reporter(Protocol):
     def start(self, total_files: int) -> None: ...
     def file_done(self, name: str) -> None: ...
     def file_failed(self, name: str, reason: str, detail: str | None = None) -> None: ...
+    def file_warning(self, name: str, message: str) -> None: ...
     def tiles(self, count: int) -> None: ...
     def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None: ...
     def stop(self) -> None: ...
@@ -45,6 +48,7 @@ class SilentReporter:
     def start(self, total_files: int) -> None: ...
     def file_done(self, name: str) -> None: ...
     def file_failed(self, name: str, reason: str, detail: str | None = None) -> None: ...
+    def file_warning(self, name: str, message: str) -> None: ...
     def tiles(self, count: int) -> None: ...
     def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None: ...
     def stop(self) -> None: ...
@@ -63,9 +67,6 @@ class PipelineOptions:
     task: str = "restored"  # recorded in the output folder's ledger (irx.media.outputs)
     strict: bool = False  # an input the decoder reports as damaged fails instead of being restored with a warning
     claims: bool = True  # claim each output first, so concurrent runs on one folder share the work
-
-
-_DONE = object()
 
 
 class _Run:
@@ -104,7 +105,7 @@ class _Run:
     def warned(self, name: str, text: str) -> None:
         with self.lock:
             self.summary.warnings.append({"path": name, "reason": text})
-        self.reporter.file_failed(name, f"warning: {text}")
+        self.reporter.file_warning(name, text)
 
     def skipped(self, name: str, reason: str) -> None:
         with self.lock:
@@ -143,18 +144,15 @@ class _Run:
         """Submit decodes in order, never more than `prefetch` images in flight."""
         try:
             for job in jobs:
-                while not self.slots.acquire(timeout=0.1):
-                    if self.stop.is_set():
-                        return
-                if self.stop.is_set():
-                    self.slots.release()
-                    return
+                _stages.acquire(self.slots, self.stop)
                 if not self.claim(job):
                     self.slots.release()
                     continue
                 self.decoded.put((job, self.decode_pool.submit(read_image, job.source)))
+        except Stopped:
+            return
         finally:
-            self.decoded.put(_DONE)
+            self.decoded.put(End())
 
     def work(self, engine: Engine) -> None:
         """Engine worker thread; an interrupt or crash inside it stops the run and reaches the main thread."""
@@ -170,8 +168,8 @@ class _Run:
         while not self.stop.is_set():
             item = pending if pending is not None else self.decoded.get()
             pending = None
-            if item is _DONE:
-                self.decoded.put(_DONE)  # let the other engine workers see the end too
+            if isinstance(item, End):
+                self.decoded.put(item)  # let the other engine workers see the end too
                 return
             first = self._take(item)
             if first is None:
@@ -184,7 +182,7 @@ class _Run:
                     nxt = self.decoded.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is _DONE:
+                if isinstance(nxt, End):
                     pending = nxt
                     break
                 taken = self._take(nxt)
@@ -320,35 +318,24 @@ def _run_images(run: _Run, images: list[Job]) -> None:
     for thread in threads:
         thread.start()
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.2)
+        _stages.join(threads)
         if run.fatal is not None:
             raise run.fatal
     except BaseException:  # Ctrl-C, SIGTERM, or a crash handed over by a worker
         run.stop.set()
         # Unblock the feeder and the workers. Images already restored are still written (atomically):
         # that work is done, and a rerun with --skip-existing resumes after it.
-        run.decoded.put(_DONE)
+        run.decoded.put(End())
         raise
     finally:
         # Wait for the workers even when interrupted: an engine thread still inside torch when the
         # interpreter exits aborts the process ("terminate called without an active exception", 134).
-        _wait_for(threads)
+        # A second Ctrl-C while they finish their current batch does not cut the wait short.
+        _stages.join(threads, patient=True)
         run.encode_pool.shutdown(wait=True)
         run.decode_pool.shutdown(wait=False, cancel_futures=True)
         for output in list(run.claims):  # claims of images never started
             run.release(output)
-
-
-def _wait_for(threads: list[threading.Thread]) -> None:
-    """Join ``threads``; a second Ctrl-C while they finish their current batch does not cut the wait short."""
-    for thread in threads:
-        while thread.is_alive():
-            try:
-                thread.join(timeout=0.2)
-            except KeyboardInterrupt:
-                continue
 
 
 def _run_video(run: _Run, job: Job) -> None:

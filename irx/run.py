@@ -80,7 +80,7 @@ def restore_files(
         reporter.file_failed(name, reason)
     for name, reason in plan.skip_reasons:
         summary.warnings.append({"path": name, "reason": f"skipped: {reason}"})
-        reporter.file_failed(name, f"warning: skipped: {reason}")
+        reporter.file_warning(name, f"skipped: {reason}")
 
     video = settings.video_options() if any(job.kind == "video" for job in plan.jobs) else None
     _check_video_outputs(plan.jobs, video)  # a bad codec / pixel format / preset stops here, before the model

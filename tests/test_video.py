@@ -18,6 +18,7 @@ av = pytest.importorskip("av")
 
 from irx.errors import InputError, IrxError, UsageError
 from irx.media import video as V
+from irx.media.video import flow as video_flow
 from irx.media.video import (
     VideoOptions,
     frames_in_flight_bound,
@@ -560,7 +561,7 @@ def test_full_disk_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(V, "_from_engine", no_space)
+    monkeypatch.setattr(video_flow, "_from_engine", no_space)  # the direct sink encodes there
     with pytest.raises(IrxError, match="disk full"):
         restore_video(src, tmp_path / "out.mp4", Invert(), VideoOptions())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

@@ -33,7 +33,7 @@ class _RateColumn(ProgressColumn):
 
 
 class RichReporter:
-    """Progress for files, tiles and video frames; failures printed as they happen."""
+    """Progress for files, tiles and video frames; failures and warnings printed as they happen."""
 
     def __init__(self, console: Console, *, show_progress: bool = True, debug: bool = False) -> None:
         self.console = console
@@ -68,15 +68,19 @@ class RichReporter:
             self._progress.advance(self._files_task)
 
     def file_failed(self, name: str, reason: str, detail: str | None = None) -> None:
-        is_warning = reason.startswith("warning:")
-        label = "[yellow]warning[/]" if is_warning else "[red]failed[/]"
-        # Readers often name the file in their message already; say it once.
-        text = reason.removeprefix("warning:").strip().removeprefix(f"{name}: ")
-        self.console.print(f"{label} {escape(name)}: {escape(text)}", highlight=False, soft_wrap=True)
+        self._say("[red]failed[/]", name, reason)
         if detail and self.debug:
             self.console.print(escape(detail), highlight=False)
-        if not is_warning and self._progress is not None and self._files_task is not None:
+        if self._progress is not None and self._files_task is not None:
             self._progress.advance(self._files_task)
+
+    def file_warning(self, name: str, message: str) -> None:
+        self._say("[yellow]warning[/]", name, message)
+
+    def _say(self, label: str, name: str, text: str) -> None:
+        # Readers often name the file in their message already; say it once.
+        text = text.removeprefix(f"{name}: ")
+        self.console.print(f"{label} {escape(name)}: {escape(text)}", highlight=False, soft_wrap=True)
 
     def tiles(self, count: int) -> None:
         with self._lock:
