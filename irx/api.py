@@ -18,6 +18,7 @@ import torch
 from irx.engine import Engine
 from irx.engine.device import resolve_devices
 from irx.errors import IrxError, ModelError, UsageError
+from irx.tasks import has_scale
 
 ImageLike = TypeVar("ImageLike")
 
@@ -66,9 +67,9 @@ def load_model(
 def _check_file_fits(descriptor: Any, task: str, name: str) -> None:
     """A model file has no zoo record saying what it is for; its scale tells 1x tasks from upscaling."""
     scale = int(getattr(descriptor, "scale", 1) or 1)
-    if task == "upscale" and scale == 1:
+    if has_scale(task) and scale == 1:
         raise ModelError(f"{name} is a 1x model, not an upscaler; use it with a 1x task, or with `irx run`")
-    if task != "upscale" and scale != 1:
+    if not has_scale(task) and scale != 1:
         raise ModelError(
             f"{name} upscales x{scale}, so it is not a {task} model; use `irx upscale`, or `irx run` for any model"
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 from irx.errors import UsageError
 
-__all__ = ["TASKS", "TASK_HELP", "TaskSpec", "Variant", "get_task", "task_specs"]
+__all__ = ["TASKS", "TASK_HELP", "TaskSpec", "Variant", "get_task", "has_scale", "task_specs"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,12 @@ TASK_HELP: dict[str, str] = {spec.name: spec.help for spec in _SPECS}
 def task_specs() -> tuple[TaskSpec, ...]:
     """Every task, in the order the CLI lists them."""
     return _SPECS
+
+
+def has_scale(name: str) -> bool:
+    """Whether task `name` changes the image size (False for names that are not restoration tasks)."""
+    spec = _BY_NAME.get(name)
+    return spec is not None and spec.has_scale
 
 
 def get_task(name: str) -> TaskSpec:

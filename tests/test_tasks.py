@@ -56,3 +56,14 @@ def test_every_task_has_a_bundled_recipe_and_an_offline_default(spec):
         _, offline = cat.defaults(spec.name, scale)
         assert offline is not None and offline.source == "bundled", f"no bundled default for {spec.name} x{scale}"
         assert offline.scale == (scale or 1) and spec.name in offline.tasks
+
+
+def test_every_task_is_a_command_and_only_sized_tasks_show_scale():
+    from typer.testing import CliRunner
+
+    from irx.cli.main import app
+
+    for spec in SPECS:
+        result = CliRunner().invoke(app, [spec.name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and spec.help.split()[0] in result.output
+        assert ("--scale" in result.output) == spec.has_scale, spec.name

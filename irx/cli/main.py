@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 from irx import __version__
 from irx.errors import IrxError, UsageError, cli_wording
 from irx.summary import RunSummary
-from irx.tasks import TASK_HELP, TASKS
+from irx.tasks import TASK_HELP, TASKS, has_scale
 
 app = typer.Typer(
     name="irx",
@@ -157,7 +157,7 @@ def _root(
 
 
 def _make_restore_command(task: str) -> None:
-    takes_scale = task in ("upscale", "run")
+    takes_scale = task == "run" or has_scale(task)
     help_text = (
         "Restore with any model file spandrel can load (--model is required)."
         if task == "run"

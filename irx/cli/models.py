@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from irx.errors import IrxError, UsageError
-from irx.tasks import TASKS
+from irx.tasks import TASKS, has_scale
 from irx.zoo import Catalogue, ModelRecord, default_catalogue, ensure_local, resolve
 from irx.zoo.records import requirement_met
 from irx.zoo.registry_data import NO_THIRD_PARTY_DEFAULT
@@ -92,7 +92,7 @@ def _default_rows(cat: Catalogue, costs: dict[str, dict[str, Any]], only: str | 
     """Per task (upscale per scale): the default online, the default offline, and why when there is none."""
     rows = []
     for task in TASKS if only is None else (only,):
-        for scale in (2, 4) if task == "upscale" else (None,):
+        for scale in (2, 4) if has_scale(task) else (None,):
             online, offline = cat.defaults(task, scale)
             missing = [r for r in cat if task in r.default_for and r.source != "bundled" and not requirement_met(r)
                        and (scale is None or r.scale == scale)]

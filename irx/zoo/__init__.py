@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irx.errors import ModelError, UsageError
-from irx.tasks import TASKS
+from irx.tasks import TASKS, has_scale
 from irx.zoo.config import UserConfig, load_user_config
 from irx.zoo.hub import HubFile, check_file, fetch, is_offline, parse_hf_uri
 from irx.zoo.records import (
@@ -134,7 +134,7 @@ def resolve(
         return ResolvedModel(resolved.path, resolved.record, resolved.warning, "config")
 
     hub, bundled = cat.defaults(task, scale)
-    wanted = f"{task}" + (f" x{scale}" if scale is not None and task == "upscale" else "")
+    wanted = f"{task}" + (f" x{scale}" if scale is not None and has_scale(task) else "")
     if hub is not None:
         try:
             return ResolvedModel(ensure_local(hub, catalogue=cat, offline=offline, quiet=quiet), hub, None, "default")
@@ -194,6 +194,6 @@ def _check_fits(record: ModelRecord | None, task: str | None, scale: int | None,
             f"{record.name} ({where}) is a model for {', '.join(record.tasks)}, not {task}; "
             f"see `irx models list --task {task}`"
         )
-    if task == "upscale" and scale is not None and record.scale != scale:
+    if has_scale(task) and scale is not None and record.scale != scale:
         raise ModelError(f"{record.name} ({where}) upscales x{record.scale}, but x{scale} was asked; pick a x{scale} model")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from irx.errors import UsageError
-from irx.tasks import TASKS
+from irx.tasks import TASKS, has_scale
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,8 +43,8 @@ class UserConfig:
 
     def default_model(self, task: str, scale: int | None = None) -> str | None:
         """The configured model for a task (``upscale_x<scale>`` before ``upscale``)."""
-        if task == "upscale" and scale is not None:
-            specific = self.default_models.get(f"upscale_x{scale}")
+        if has_scale(task) and scale is not None:
+            specific = self.default_models.get(f"{task}_x{scale}")
             if specific:
                 return specific
         return self.default_models.get(task)
@@ -60,7 +60,7 @@ def config_path() -> Path:
 
 
 def _default_keys() -> set[str]:
-    return set(TASKS) | {f"upscale_x{s}" for s in range(1, 17)}
+    return set(TASKS) | {f"{t}_x{s}" for t in TASKS if has_scale(t) for s in range(1, 17)}
 
 
 def load_user_config(path: str | os.PathLike[str] | None = None) -> UserConfig:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from irx.errors import ModelError
 from irx.media.atomic import atomic_write_bytes
-from irx.tasks import TASKS
+from irx.tasks import TASKS, has_scale
 
 log = logging.getLogger(__name__)
 
@@ -310,14 +310,14 @@ class Catalogue:
         """
 
         def fits(r: ModelRecord) -> bool:
-            return r.supported and (scale is None or task != "upscale" or r.scale == scale)
+            return r.supported and (scale is None or not has_scale(task) or r.scale == scale)
 
         ranked = sorted(self._by_name.values(), key=lambda r: r.name)
         bundled = [r for r in ranked if r.source == "bundled" and fits(r)]
         marked = [r for r in bundled if task in r.default_for]
-        if task == "upscale" and scale is not None:
+        if has_scale(task) and scale is not None:
             # Any bundled upscaler of the right scale is the default for that scale.
-            marked = marked or [r for r in bundled if "upscale" in r.tasks]
+            marked = marked or [r for r in bundled if task in r.tasks]
         online = [
             r for r in ranked
             if r.source != "bundled" and fits(r) and task in r.default_for and requirement_met(r)
