@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from irx.cli.options import DeviceOpt, RecursiveOpt, SkipExistingOpt
 from irx.errors import IrxError, UsageError
 
 _err = Console(stderr=True, highlight=False)
@@ -36,11 +37,9 @@ def faces_command(
     ] = 0.5,
     upscale: Annotated[int, typer.Option(min=1, max=8, help="Enlarge the image (bicubic) and restore the faces at that size.")] = 1,
     min_score: Annotated[float, typer.Option(min=0.0, max=1.0, help="Detector confidence a face needs.")] = 0.7,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-    skip_existing: Annotated[
-        bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose output exists (default), or replace it.")
-    ] = True,
+    device: DeviceOpt = "auto",
+    recursive: RecursiveOpt = False,
+    skip_existing: SkipExistingOpt = True,
     out_format: Annotated[
         str | None, typer.Option("--format", "-f", help="Output image format: png, jpg, webp, tiff, bmp (default: the input's).")
     ] = None,

@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import UsageError as _OptionError
 
 from irx import __version__
+from irx.cli.options import DeviceOpt, RecursiveOpt, SkipExistingOpt
 from irx.errors import IrxError, UsageError, cli_wording
 from irx.summary import RunSummary
 from irx.tasks import TASK_HELP, TASKS, has_scale
@@ -176,15 +177,13 @@ def _make_restore_command(task: str) -> None:
         scale: Annotated[
             Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (2 or 4).", hidden=not takes_scale)
         ] = None,
-        device: Annotated[str, typer.Option(help="auto, cpu, cuda (all GPUs), cuda:N or mps.")] = "auto",
+        device: DeviceOpt = "auto",
         precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (honours what the model supports).")] = "auto",
         tile: Annotated[str, typer.Option(help="Tile size in pixels: auto (from free memory), 0 (never tile) or N.")] = "auto",
         tile_overlap: Annotated[int, typer.Option(help="Overlap between tiles, blended smoothly.")] = 16,
         batch_size: Annotated[str, typer.Option(help="Images or tiles per forward pass: auto or N.")] = "auto",
-        recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
-        skip_existing: Annotated[
-            bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose output exists (default), or replace it.")
-        ] = True,
+        recursive: RecursiveOpt = False,
+        skip_existing: SkipExistingOpt = True,
         out_format: Annotated[
             Optional[OutputFormat], typer.Option("--format", "-f", help="Output image format (default: the input's).")
         ] = None,

@@ -15,9 +15,6 @@ from rich.table import Table
 from irx.errors import IrxError, UsageError
 from irx.tasks import TASKS, has_scale
 from irx.zoo import Catalogue, ModelRecord, default_catalogue, ensure_local, resolve
-from irx.zoo.records import requirement_met
-from irx.zoo.registry_data import NO_THIRD_PARTY_DEFAULT
-from irx.zoo.url import cached_url_file
 from irx.zoo.hub import (
     HubFile,
     cached_file,
@@ -27,6 +24,9 @@ from irx.zoo.hub import (
     parse_hf_uri,
     verified_sha256,
 )
+from irx.zoo.records import requirement_met
+from irx.zoo.registry_data import NO_THIRD_PARTY_DEFAULT
+from irx.zoo.url import cached_url_file
 
 models_app = typer.Typer(
     help="List, inspect, download and verify models. Names work with --model in every task command.",
