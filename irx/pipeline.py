@@ -163,7 +163,11 @@ class _Run:
             self.stop.set()
 
     def _work(self, engine: Engine) -> None:
-        """Take decoded images, batch neighbours of the same size, restore, hand over to the encoders."""
+        """Take what is decoded (up to one batch's worth), restore, hand over to the encoders.
+
+        Engine.restore is the one place that groups images by shape and memory budget; this loop only
+        decides how many ready images to hand it at once.
+        """
         pending: Any = None
         while not self.stop.is_set():
             item = pending if pending is not None else self.decoded.get()
@@ -175,8 +179,7 @@ class _Run:
             if first is None:
                 continue
             batch = [first]
-            shape = first[1].pixels.shape
-            limit = engine.images_per_batch(shape[0], shape[1])
+            limit = engine.images_per_batch(*first[1].pixels.shape[:2])
             while len(batch) < limit:
                 try:
                     nxt = self.decoded.get_nowait()
@@ -186,17 +189,11 @@ class _Run:
                     pending = nxt
                     break
                 taken = self._take(nxt)
-                if taken is None:
-                    continue
-                if taken[1].pixels.shape != shape:
-                    pending = _Decoded(taken)  # starts the next batch
-                    break
-                batch.append(taken)
+                if taken is not None:
+                    batch.append(taken)
             self._restore_batch(engine, batch)
 
     def _take(self, item: Any) -> tuple[Job, DecodedImage] | None:
-        if isinstance(item, _Decoded):
-            return item.value
         job, future = item
         try:
             decoded = future.result()
@@ -246,11 +243,6 @@ class _Run:
             self.succeeded(job)
         else:
             self.failed(job.name, error)
-
-
-@dataclass
-class _Decoded:
-    value: tuple[Job, DecodedImage]
 
 
 def fit_to_scale(

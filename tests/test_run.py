@@ -96,3 +96,39 @@ def test_library_errors_speak_python_and_the_cli_speaks_flags(tmp_path, tiny_den
     write_png(tmp_path / "a.png", make_image(16, 16))
     result = CliRunner().invoke(app, ["denoise", str(tmp_path / "a.png"), "--tile", "8"])
     assert result.exit_code == 2 and "--tile must be 0 or at least" in result.output
+
+
+def test_a_folder_of_mixed_sizes_is_restored_exactly_whatever_the_grouping(tmp_path, tiny_denoiser, monkeypatch):
+    from irx.engine import Engine
+
+    calls = []
+    original = Engine.restore
+
+    def spy(self, images, *args, **kwargs):
+        calls.append([im.shape[:2] for im in images])
+        return original(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "restore", spy)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(4):
+        write_png(folder / f"p{k}.png", make_image(32 if k % 2 else 40, 48, seed=k))
+    out = tmp_path / "out"
+    summary = irx.restore_files([folder], model=str(tiny_denoiser), task="denoise", output=out,
+                                settings=RestoreSettings.resolve(user_config=UserConfig(), batch_size=4))
+    assert len(summary.processed) == 4
+    assert sum(len(c) for c in calls) == 4  # every image reached Engine.restore once (grouped there by shape)
+    for k in range(4):
+        direct = np.asarray(irx.restore(np.asarray(Image.open(folder / f"p{k}.png")), model=str(tiny_denoiser)))
+        assert np.array_equal(np.asarray(Image.open(out / f"p{k}.png")), direct)
+
+
+def test_engine_restore_groups_mixed_shapes_and_keeps_the_order(tiny_denoiser):
+    from irx.engine import Engine
+
+    engine = Engine(irx.load_model(str(tiny_denoiser), device="cpu"), device="cpu", tile=0, batch_size=4)
+    images = [make_image(h, 24, seed=k).astype(np.float32) / 255 for k, h in enumerate((16, 24, 16, 24, 16))]
+    together = engine.restore(images)
+    alone = [engine.restore([im])[0] for im in images]
+    assert [o.shape for o in together] == [a.shape for a in alone] == [im.shape for im in images]
+    assert all(np.allclose(t, a, atol=1e-5) for t, a in zip(together, alone, strict=True))
