@@ -17,17 +17,13 @@ import torch
 
 from irx.engine import Engine
 from irx.engine.device import resolve_devices
-from irx.errors import IrxError, ModelError, UsageError
+from irx.errors import IrxError, IrxWarning, ModelError, UsageError
 from irx.tasks import has_scale
 
 ImageLike = TypeVar("ImageLike")
 
 _CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-class IrxWarning(UserWarning):
-    """A one-line notice for the user (e.g. falling back to the bundled model while offline)."""
 
 
 def load_model(

@@ -46,3 +46,7 @@ class ModelError(IrxError):
 
 class UnsafeModelError(ModelError):
     """A weights file that would execute code when loaded."""
+
+
+class IrxWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. a model fell back to the bundled one)."""

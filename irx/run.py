@@ -44,7 +44,7 @@ def restore_files(
     Raises UsageError/ModelError for run-level problems; a bad file is a failure in the summary, never fatal.
     """
     from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
-    from irx.engine import Engine, resolve_devices  # noqa: PLC0415
+    from irx.engine import Engine, rank_devices, resolve_devices  # noqa: PLC0415
     from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
     from irx.pipeline import SilentReporter, run_pipeline  # noqa: PLC0415
 
@@ -70,8 +70,7 @@ def restore_files(
                      skip_existing=settings.skip_existing, shard=(rank, world))
     if not plan.jobs and not plan.skipped and not plan.failures:
         raise UsageError(f"no images or videos found in {' '.join(names)} (use --recursive for sub-folders)")
-    if world > 1 and devices[0].type == "cuda" and len(devices) > 1:
-        devices = [devices[int(os.environ.get("LOCAL_RANK", "0")) % len(devices)]]
+    devices = rank_devices(devices, world, int(os.environ.get("LOCAL_RANK", "0")))
 
     # The plan's verdicts go into the summary first, so that a run-level error below still reports them.
     summary.skipped.extend(plan.skipped)

@@ -18,6 +18,7 @@ from irx.engine import Engine
 from irx.engine.compiled import SPATIAL_BUCKET
 from irx.engine.tiling import blend_weight, tile_boxes
 from irx.engine.transfer import UINT16, quantize, to_numpy, to_unit_float
+from irx.errors import IrxWarning
 from tests import test_engine
 from tests.conftest import make_image
 
@@ -176,7 +177,7 @@ def test_compile_failure_at_first_call_falls_back_to_eager_with_one_warning(deno
     expected = Engine(denoiser, device="cpu", tile=0).restore_one(image)
     engine = Engine(denoiser, device="cpu", tile=0, compile=True)
     assert engine.compiling
-    with pytest.warns(RuntimeWarning, match="torch.compile failed .*inductor exploded"):
+    with pytest.warns(IrxWarning, match="torch.compile failed .*inductor exploded"):
         out = engine.restore_one(image)
     assert not engine.compiling
     assert np.array_equal(out, expected)  # eager from the first failure on, on the unbucketed shape
@@ -199,7 +200,7 @@ def test_compile_failure_puts_the_dispatcher_state_back(denoiser, monkeypatch):
     monkeypatch.setattr(torch, "compile", leaky_compile)
     image = make_image(24, 24)
     expected = Engine(denoiser, device="cpu", tile=0).restore_one(image)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+    with pytest.warns(IrxWarning, match="torch.compile failed"):
         out = Engine(denoiser, device="cpu", tile=0, compile=True).restore_one(image)
     assert not torch._C._dispatch_tls_is_dispatch_key_included(key)
     assert np.array_equal(out, expected)
@@ -210,7 +211,7 @@ def test_compile_failure_when_wrapping_falls_back_too(denoiser, monkeypatch):
         raise RuntimeError("Python 3.99 is not supported by torch.compile")
 
     monkeypatch.setattr(torch, "compile", unavailable)
-    with pytest.warns(RuntimeWarning, match="not supported"):
+    with pytest.warns(IrxWarning, match="not supported"):
         engine = Engine(denoiser, device="cpu", tile=0, compile=True)
     assert not engine.compiling
     assert engine.restore_one(make_image(16, 16)).shape == (16, 16, 3)

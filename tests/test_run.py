@@ -132,3 +132,19 @@ def test_engine_restore_groups_mixed_shapes_and_keeps_the_order(tiny_denoiser):
     alone = [engine.restore([im])[0] for im in images]
     assert [o.shape for o in together] == [a.shape for a in alone] == [im.shape for im in images]
     assert all(np.allclose(t, a, atol=1e-5) for t, a in zip(together, alone, strict=True))
+
+
+def test_device_means_the_same_for_restore_and_train():
+    import torch
+
+    from irx.engine import rank_devices
+    from irx.train.trainer import resolve_device
+
+    gpus = [torch.device("cuda", i) for i in range(4)]
+    assert rank_devices(gpus, 1, 0) == gpus  # one process: every visible GPU (restore shares a work queue)
+    assert rank_devices(gpus, 8, 5) == [torch.device("cuda", 1)]  # torchrun: the LOCAL_RANK's GPU
+    assert rank_devices([torch.device("cpu")], 8, 5) == [torch.device("cpu")]
+    assert resolve_device("cpu", 4, 3) == torch.device("cpu")
+    with pytest.raises(UsageError) as caught:
+        resolve_device("bogus")
+    assert caught.value.param == "device"

@@ -40,7 +40,7 @@ def eval_command(
     csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image scores here."),
     report: Path | None = typer.Option(None, "--report",
                                           help="Write an HTML report with image crops here."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (the first visible GPU), cuda:N or mps."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic degradations."),
     variants: bool = typer.Option(False, "--variants",

@@ -286,7 +286,7 @@ def _guarded(action: Callable[[], None], *, debug: bool, state: _RunState | None
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    if category.__name__ in ("IrxWarning", "UserWarning"):
+    if issubclass(category, UserWarning):  # IrxWarning and library warnings meant for users
         _say("warning:", "yellow", str(message))
     else:
         logging.getLogger("irx").debug("%s: %s", category.__name__, message)

@@ -53,7 +53,7 @@ def train_command(
     export_weights: Annotated[
         str, typer.Option("--export-weights", help="With --export-only: 'ema' (default) or 'model' (raw weights).")
     ] = "ema",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda (the visible GPUs: one per torchrun rank, else the first), cuda:N or mps.")] = "auto",
     data_root: Annotated[
         Path | None,
         typer.Option("--data-root", help="Folder the recipe's train_dirs are relative to (else $IRX_DATA_ROOT, "

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from irx.engine.device import is_out_of_memory
+from irx.errors import IrxWarning
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class CompiledModel:
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         warnings.warn(
             f"torch.compile failed ({type(error).__name__}: {reason}); running the model without compiling",
-            RuntimeWarning,
+            IrxWarning,
             stacklevel=4,
         )
         log.debug("torch.compile failure", exc_info=error)

@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from irx.errors import UsageError
+from irx.errors import IrxWarning, UsageError
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -73,13 +73,13 @@ def resolve_precision(
             return torch.bfloat16
         return torch.float32
     if spec == "fp16" and not supports_half:
-        warnings.warn("this model does not support fp16; running in fp32", stacklevel=2)
+        warnings.warn("this model does not support fp16; running in fp32", IrxWarning, stacklevel=2)
         return torch.float32
     if spec == "fp16" and device.type == "cpu":
-        warnings.warn("fp16 is not supported on the CPU; running in fp32 (try --precision bf16)", stacklevel=2)
+        warnings.warn("fp16 is not supported on the CPU; running in fp32 (try bf16)", IrxWarning, stacklevel=2)
         return torch.float32
     if spec == "bf16" and not supports_bfloat16:
-        warnings.warn("this model does not support bf16; running in fp32", stacklevel=2)
+        warnings.warn("this model does not support bf16; running in fp32", IrxWarning, stacklevel=2)
         return torch.float32
     return _DTYPES[spec]
 
@@ -105,3 +105,11 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def rank_devices(devices: list[torch.device], world_size: int, local_rank: int) -> list[torch.device]:
+    """The devices one process uses: all of them alone; under torchrun (world_size > 1) the GPU of its
+    LOCAL_RANK, so each rank of a node takes its own. One rule for `irx <task>`, `irx train` and `irx eval`."""
+    if world_size > 1 and devices[0].type == "cuda" and len(devices) > 1:
+        return [devices[local_rank % len(devices)]]
+    return devices

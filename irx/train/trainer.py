@@ -163,16 +163,12 @@ def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return charbonnier if name == "charbonnier" else F.l1_loss
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no CUDA GPU is available; use --device cpu")
-    return dev
+def resolve_device(device: str, world_size: int = 1, local_rank: int = 0) -> torch.device:
+    """The one device this training process uses, with the same meaning of `device` as `irx <task>`
+    (irx.engine.resolve_devices: `cuda` = the visible GPUs): under torchrun its LOCAL_RANK's GPU, else the first."""
+    from irx.engine.device import rank_devices, resolve_devices
+
+    return rank_devices(resolve_devices(device), world_size, local_rank)[0]
 
 
 def load_initial_weights(model: nn.Module, path: Path) -> None:
@@ -238,9 +234,7 @@ class Trainer:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = resolve_device(device)
-        if self.device.type == "cuda" and self.world_size > 1:
-            self.device = torch.device("cuda", self.local_rank)
+        self.device = resolve_device(device, self.world_size, self.local_rank)
         self.model_factory = model_factory or build_model
         self.degradation_factory = degradation_factory or make_degradation
         self.out_dir = Path(cfg.output.dir)
