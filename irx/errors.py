@@ -6,34 +6,34 @@ import re
 
 
 class IrxError(Exception):
-    """Base class: the message is shown to the user as it is."""
+    """Base class: the message is shown to the user as it is (the CLI names `param` as its flag).
+
+    `param` names the Python parameter(s) the message speaks of ("tile", ("codec", "pix_fmt")): the message
+    uses API terms and the CLI rewords each name as its flag (see `cli_wording`).
+    """
 
     exit_code = 1
 
-
-class UsageError(IrxError):
-    """Bad options or arguments (exit code 2).
-
-    `param` names the Python parameter at fault ("tile", "batch_size"); the message speaks in API terms
-    and the CLI rewords it with the flag (see `cli_wording`).
-    """
-
-    exit_code = 2
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str = "", *, param: str | tuple[str, ...] | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class UsageError(IrxError):
+    """Bad options or arguments (exit code 2)."""
+
+    exit_code = 2
 
 
 def cli_wording(error: BaseException) -> str:
     """An error's message as the command line says it: the parameter's name becomes its flag
     (`tile` -> `--tile`, `batch_size` -> `--batch-size`)."""
     message = str(error)
-    param = getattr(error, "param", None)
-    if not param:
-        return message
-    flag = "--" + param.replace("_", "-")
-    return re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, message, count=1)
+    param = getattr(error, "param", None) or ()
+    for name in (param,) if isinstance(param, str) else param:
+        flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w./-])", flag, message, count=1)
+    return message
 
 
 class InputError(IrxError):

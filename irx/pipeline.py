@@ -198,7 +198,7 @@ class _Run:
         try:
             decoded = future.result()
             if decoded.warnings and self.options.strict:
-                raise InputError(f"{job.name}: {decoded.warnings[0]} (--strict)")
+                raise InputError(f"{job.name}: {decoded.warnings[0]} (strict)", param="strict")
         except BaseException as error:  # noqa: BLE001 - a bad file is reported, the run goes on
             self.failed(job.name, error)
             self.release(job.output)

@@ -69,7 +69,7 @@ def restore_files(
                      recursive=settings.recursive, out_format=settings.out_format,
                      skip_existing=settings.skip_existing, shard=(rank, world))
     if not plan.jobs and not plan.skipped and not plan.failures:
-        raise UsageError(f"no images or videos found in {' '.join(names)} (use --recursive for sub-folders)")
+        raise UsageError(f"no images or videos found in {' '.join(names)} (use recursive for sub-folders)", param="recursive")
     devices = rank_devices(devices, world, int(os.environ.get("LOCAL_RANK", "0")))
 
     # The plan's verdicts go into the summary first, so that a run-level error below still reports them.

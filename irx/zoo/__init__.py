@@ -124,7 +124,7 @@ def resolve(
         _check_fits(resolved.record, task, scale, where="--model")
         return resolved
     if task is None:
-        raise UsageError("no model and no task given; pass --model NAME or a task")
+        raise UsageError("no model and no task given; pass a model (a name, file or hf:// id) or a task", param="model")
 
     config = user_config if user_config is not None else load_user_config()
     configured = config.default_model(task, scale)
@@ -159,7 +159,7 @@ def _resolve_spec(spec: str, cat: Catalogue, *, offline: bool | None, quiet: boo
     if path.is_file():
         return ResolvedModel(path.resolve(), None, None, "path")
     if path.is_dir() and not spec.startswith("hf://"):
-        raise ModelError(f"{spec} is a folder; --model needs a weights file ({', '.join(WEIGHT_EXTENSIONS)})")
+        raise ModelError(f"{spec} is a folder; model needs a weights file ({', '.join(WEIGHT_EXTENSIONS)})", param="model")
     if spec.startswith("hf://"):
         ref = parse_hf_uri(spec)
         record = _hub_record_for(cat, ref)

@@ -363,7 +363,7 @@ def fetch(
     """
     s = hub_settings(offline)
     if force and s.offline:
-        raise ModelError(f"cannot download {ref.uri} again (--force) while irx is offline; drop --offline or HF_HUB_OFFLINE")
+        raise ModelError(f"cannot download {ref.uri} again (force) while irx is offline; drop offline or HF_HUB_OFFLINE", param=("force", "offline"))
     if not force:
         cached = cached_file(ref, s)
         if cached is not None:

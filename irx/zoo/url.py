@@ -38,7 +38,7 @@ def fetch_url(record: ModelRecord, *, force: bool = False, offline: bool | None 
     assert record.source == "url" and record.url is not None and record.sha256 is not None
     path = url_cache_path(record)
     if force and is_offline(offline):
-        raise ModelError(f"cannot download {record.name} again (--force) while irx is offline; drop --offline or HF_HUB_OFFLINE")
+        raise ModelError(f"cannot download {record.name} again (force) while irx is offline; drop offline or HF_HUB_OFFLINE", param=("force", "offline"))
     if path.is_file() and not force:
         problem = check_file(path, pinned=record.sha256)
         if problem is None:

@@ -130,7 +130,7 @@ def restore_video(
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output would overwrite its own input; choose another output")
     if dst.exists() and not options.overwrite:
-        raise UsageError(f"{dst}: already exists; use --overwrite to replace it or choose another output")
+        raise UsageError(f"{dst}: already exists; use overwrite to replace it or choose another output", param="overwrite")
     info = probe_video(src)
     scale = int(getattr(engine, "scale", 1) or 1)
     with _open_input(src) as probe:
@@ -155,7 +155,7 @@ def restore_video(
             raise IrxError(f"{dst}: disk full while writing the video; free some space and run again{hint}") from None
         raise IrxError(f"{dst}: cannot write the video ({_ff_message(error)})") from None
     except av.error.FFmpegError as error:
-        raise IrxError(f"{dst}: encoding failed ({_ff_message(error)}); try another --codec or --pix-fmt") from None
+        raise IrxError(f"{dst}: encoding failed ({_ff_message(error)}); try another codec or pix_fmt", param=("codec", "pix_fmt")) from None
     return result
 
 

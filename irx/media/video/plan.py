@@ -263,7 +263,7 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
     if options.preset is not None:
         key = _PRESET_OPTION.get(codec)
         if key is None:
-            raise UsageError(f"encoder {codec} has no presets; drop --preset")
+            raise UsageError(f"encoder {codec} has no presets; drop the preset", param="preset")
         if str(options.preset) not in _PRESETS[codec]:
             raise UsageError(f"{codec} has no preset {options.preset!r}; choose one of: {', '.join(_PRESETS[codec])}")
         codec_options[key] = str(options.preset)
