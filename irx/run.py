@@ -51,8 +51,10 @@ def restore_files(
     spec = get_task(task) if task is not None else None
     if spec is None and not model:
         raise UsageError("restoring with no task needs a model (a file, hf://owner/repo/file or a zoo name)")
-    settings = settings or RestoreSettings.resolve()
-    settings.validate()
+    if settings is None:
+        settings = RestoreSettings.resolve()  # validates
+    else:
+        settings.validate()  # built directly, it has not been checked yet
     if spec is not None and spec.has_scale and settings.scale is None and model is None:
         settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
     if settings.offline:

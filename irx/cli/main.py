@@ -56,37 +56,6 @@ class OutputFormat(str, Enum):
 
 
 @dataclass
-class RestoreOptions:
-    inputs: list[str]
-    output: Path | None
-    model: str | None
-    scale: int | None
-    device: str
-    precision: str
-    tile: str
-    tile_overlap: int
-    batch_size: str
-    recursive: bool
-    skip_existing: bool
-    out_format: str | None
-    quality: int | None
-    offline: bool
-    trust_remote_code: bool
-    quiet: bool
-    json_summary: bool
-    debug: bool
-    codec: str | None
-    crf: int | None
-    preset: str | None
-    pix_fmt: str | None
-    no_audio: bool
-    resume: bool
-    strict: bool = False
-    compile: bool = False
-    channels_last: bool = False
-
-
-@dataclass
 class _RunState:
     """What an error path needs to print the one JSON object of a `--json` run."""
 
@@ -213,37 +182,23 @@ def _make_restore_command(task: str) -> None:
         ] = False,
         debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     ) -> None:
-        options = RestoreOptions(
-            inputs=inputs,
-            output=output,
-            model=model,
-            scale=scale,
-            device=device,
-            precision=precision,
-            tile=tile,
-            tile_overlap=tile_overlap,
-            batch_size=batch_size,
-            recursive=recursive,
-            skip_existing=skip_existing,
-            out_format=out_format.value if out_format else None,
-            quality=quality,
-            offline=offline,
-            trust_remote_code=trust_remote_code,
-            quiet=quiet,
-            json_summary=json_summary,
-            debug=debug,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            no_audio=no_audio,
-            resume=resume,
-            strict=strict,
-            compile=compile,
-            channels_last=channels_last,
-        )
+        def settings() -> Any:  # resolved inside _guarded, so a bad value is a one-line error (and JSON)
+            from irx.settings import RestoreSettings  # noqa: PLC0415
+
+            return RestoreSettings.resolve(
+                device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
+                channels_last=channels_last, compile=compile, scale=scale, offline=offline,
+                trust_remote_code=trust_remote_code, recursive=recursive, skip_existing=skip_existing,
+                out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
+                crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,
+            )
+
         state = _RunState(json_summary=json_summary)
-        _guarded(lambda: _restore(task, options, state), debug=debug, state=state)
+        _guarded(
+            lambda: _restore(task, inputs, output, model, settings, quiet=quiet, debug=debug, state=state),
+            debug=debug,
+            state=state,
+        )
 
     command.__doc__ = help_text
     app.command(name=task, help=help_text, cls=_RestoreCommand)(command)
@@ -292,29 +247,31 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
         logging.getLogger("irx").debug("%s: %s", category.__name__, message)
 
 
-def _restore(task: str, options: RestoreOptions, state: _RunState) -> None:
+def _restore(
+    task: str,
+    inputs: list[str],
+    output: Path | None,
+    model: str | None,
+    settings: Callable[[], Any],
+    *,
+    quiet: bool,
+    debug: bool,
+    state: _RunState,
+) -> None:
     """Parse -> settings -> irx.restore_files -> print."""
     from irx.cli.progress import RichReporter  # noqa: PLC0415 - torch is imported only when work starts
     from irx.run import restore_files  # noqa: PLC0415
-    from irx.settings import RestoreSettings  # noqa: PLC0415
 
-    if task == "run" and not options.model:
+    if task == "run" and not model:
         raise UsageError("irx run needs --model (a file, hf://owner/repo/file or a zoo name)")
-    settings = RestoreSettings.resolve(
-        device=options.device, precision=options.precision, tile=options.tile, tile_overlap=options.tile_overlap,
-        batch_size=options.batch_size, channels_last=options.channels_last, compile=options.compile,
-        scale=options.scale, offline=options.offline, trust_remote_code=options.trust_remote_code,
-        recursive=options.recursive, skip_existing=options.skip_existing, out_format=options.out_format,
-        quality=options.quality, strict=options.strict, codec=options.codec, crf=options.crf,
-        preset=options.preset, pix_fmt=options.pix_fmt, keep_audio=not options.no_audio, resume=options.resume,
-    )
-    show_progress = not (options.quiet or options.json_summary) and stderr.is_terminal
-    reporter = RichReporter(stderr, show_progress=show_progress, debug=options.debug)
-    summary = restore_files(options.inputs, task=None if task == "run" else task, model=options.model,
-                            output=options.output, settings=settings, reporter=reporter, summary=state.summary)
-    if options.json_summary:
+    resolved = settings()
+    show_progress = not (quiet or state.json_summary) and stderr.is_terminal
+    reporter = RichReporter(stderr, show_progress=show_progress, debug=debug)
+    summary = restore_files(inputs, task=None if task == "run" else task, model=model, output=output,
+                            settings=resolved, reporter=reporter, summary=state.summary)
+    if state.json_summary:
         state.print_json()
-    elif not options.quiet:
+    elif not quiet:
         counts = summary.to_json()["counts"]
         stderr.print(
             f"{counts['processed']} restored, {counts['skipped']} skipped, "
