@@ -144,7 +144,15 @@ def _make_restore_command(task: str) -> None:
             typer.Option("--model", "-m", help="Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list)."),
         ] = None,
         scale: Annotated[
-            Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (2 or 4).", hidden=not takes_scale)
+            Optional[float],
+            typer.Option("--scale", "-s", help="Output scale: 2, 4, or any factor such as 1.5 or 3 (the model's output is resized).",
+                         hidden=not takes_scale),
+        ] = None,
+        width: Annotated[
+            Optional[int], typer.Option(help="Output width in pixels (alone: the height keeps the aspect ratio).", min=1)
+        ] = None,
+        height: Annotated[
+            Optional[int], typer.Option(help="Output height in pixels (alone: the width keeps the aspect ratio).", min=1)
         ] = None,
         device: DeviceOpt = "auto",
         precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (honours what the model supports).")] = "auto",
@@ -187,7 +195,7 @@ def _make_restore_command(task: str) -> None:
 
             return RestoreSettings.resolve(
                 device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
-                channels_last=channels_last, compile=compile, scale=scale, offline=offline,
+                channels_last=channels_last, compile=compile, scale=scale, width=width, height=height, offline=offline,
                 trust_remote_code=trust_remote_code, recursive=recursive, skip_existing=skip_existing,
                 out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
                 crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,
