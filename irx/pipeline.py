@@ -409,7 +409,8 @@ class _ScaledEngine:
         self.engine = engine
         self.scale = engine.scale  # the model's; output_size says what the frames become
         self._size = (out_scale, width, height)
-        self.fingerprint = f"{engine.fingerprint}:out_x{out_scale or engine.scale}:{width or '-'}x{height or '-'}"
+        fingerprint = getattr(engine, "fingerprint", type(engine).__name__)
+        self.fingerprint = f"{fingerprint}:out_x{out_scale or engine.scale}:{width or '-'}x{height or '-'}"
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return output_size((height, width), self.engine.scale, *self._size)

@@ -35,6 +35,14 @@ _DEFAULT_ENCODERS = {
     "avi": (("ffv1", "mpeg4"), ("ffv1",)),
 }
 KNOWN_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "mpeg4")
+# Encoders that take odd sizes with subsampled chroma (checked by tests/test_video.py); the others refuse.
+_ODD_SIZES_OK = frozenset({"libsvtav1", "libvpx-vp9", "ffv1", "mpeg4"})
+# Subsampled pixel format -> the same depth at full chroma resolution, which allows any size.
+_FULL_CHROMA = {
+    "yuv420p": "yuv444p", "yuv422p": "yuv444p", "nv12": "yuv444p",
+    "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le", "p010le": "yuv444p10le",
+    "yuv420p12le": "yuv444p12le", "yuv422p12le": "yuv444p12le",
+}
 # Visually near-transparent defaults: a restoration tool should not throw its work away in the encoder.
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libsvtav1": 28, "libvpx-vp9": 28, "mpeg4": 3}
 _PRESET_OPTION = {"libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "libvpx-vp9": "cpu-used"}
@@ -110,8 +118,10 @@ class _Plan:
     pix_fmt: str
     bit_depth: int  # of the output pixel format
     in_rgb: str  # rgb24 or rgb48le: how decoded frames are handed to the engine
-    width: int
+    width: int  # encoded size: the restored frames', padded to even where the pixel format needs it
     height: int
+    frame_width: int  # size of the restored frames
+    frame_height: int
     rate: Fraction | None
     time_base: Fraction  # encoder time base; output pts are in it
     codec_options: dict[str, str]
@@ -184,6 +194,45 @@ def _pick_pix_fmt(codec: str, info: VideoInfo, options: VideoOptions, warnings: 
     return formats[0]
 
 
+def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
+    """Whether the chroma planes are halved across, and down (4:2:0: both; 4:2:2: across)."""
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except (ValueError, TypeError):
+        return False, False
+    return fmt.chroma_width(2) < 2, fmt.chroma_height(2) < 2
+
+
+def _fit_odd_size(
+    codec: str, pix_fmt: str, width: int, height: int, options: VideoOptions, warnings: list[str]
+) -> tuple[str, tuple[int, int]]:
+    """Pixel format and encoded (height, width) for frames of an odd size.
+
+    x264, x265 and the hardware encoders refuse odd sizes with subsampled chroma (FFmpeg says only
+    "Generic error in an external library"). H.264/HEVC crop in chroma units and PyAV cannot set a
+    container's crop fields, so the exact size is kept by the 4:4:4 format of the same depth where the
+    encoder has it; where it does not, or the pixel format was asked for, the frames are padded (edge
+    pixels repeated) to even and the video is that much larger. Either way the warning says which.
+    """
+    across, down = _subsampled(pix_fmt)
+    odd = (across and width % 2) or (down and height % 2)
+    if not odd or codec in _ODD_SIZES_OK:
+        return pix_fmt, (height, width)
+    full = _FULL_CHROMA.get(pix_fmt)
+    if full in _formats(codec) and not options.pix_fmt:
+        warnings.append(
+            f"the output is {width}x{height}, an odd size {pix_fmt} cannot hold in {codec}; written as {full} "
+            "(full colour resolution) to keep the exact size"
+        )
+        return full, (height, width)
+    padded = (height + (height % 2 if down else 0), width + (width % 2 if across else 0))
+    warnings.append(
+        f"the output is {width}x{height}, an odd size {pix_fmt} cannot hold in {codec}; padded to "
+        f"{padded[1]}x{padded[0]} (edge pixels repeated)"
+    )
+    return pix_fmt, padded
+
+
 def _pick_codec(muxer: str, ext: str, info: VideoInfo, options: VideoOptions) -> str:
     if options.codec:
         if _encoder(options.codec) is None:
@@ -227,7 +276,10 @@ def _sws_matrix(space: int, height: int) -> str:
     return "ITU709" if height >= 720 else "ITU601"
 
 
-def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: VideoOptions) -> tuple[_Plan, list[str]]:
+def _plan_output(
+    info: VideoInfo, stream: Any, dst: Path, size: tuple[int, int], options: VideoOptions
+) -> tuple[_Plan, list[str]]:
+    """The output plan for restored frames of ``size`` (height, width)."""
     ext = dst.suffix.lower()
     muxer = _MUXERS.get(ext)
     if muxer is None:
@@ -237,6 +289,8 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
     warnings: list[str] = []
     codec = _pick_codec(muxer, ext, info, options)
     pix_fmt = _pick_pix_fmt(codec, info, options, warnings)
+    frame_height, frame_width = size
+    pix_fmt, (height, width) = _fit_odd_size(codec, pix_fmt, frame_width, frame_height, options, warnings)
     depth = _bit_depth(pix_fmt)
     rate = info.fps
     time_base = info.time_base
@@ -291,13 +345,15 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
         pix_fmt=pix_fmt,
         bit_depth=depth,
         in_rgb="rgb48le" if info.bit_depth > 8 else "rgb24",
-        width=info.width * scale,
-        height=info.height * scale,
+        width=width,
+        height=height,
+        frame_width=frame_width,
+        frame_height=frame_height,
         rate=rate,
         time_base=time_base,
         codec_options=codec_options,
         container_options=container_options,
-        matrix=_sws_matrix(tags[3], info.height),
+        matrix=_sws_matrix(tags[3], info.height),  # the input's: the frames were decoded with it
         in_range=in_range,
         out_range=out_range,
         color_tags=tags,
@@ -341,6 +397,9 @@ def _to_engine(frame: Any, plan: _Plan) -> np.ndarray:
 
 
 def _from_engine(image: np.ndarray, plan: _Plan, pts: int, duration: int) -> Any:
+    pad = (plan.height - image.shape[0], plan.width - image.shape[1])
+    if pad != (0, 0):  # odd size padded to what the encoder takes (see _fit_odd_size)
+        image = np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
     if plan.bit_depth > 8:
         data = (np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
         frame = av.VideoFrame.from_ndarray(data, format="rgb48le")
