@@ -169,7 +169,7 @@ def _make_restore_command(task: str) -> None:
         trust_remote_code: Annotated[
             bool, typer.Option("--trust-remote-code", help="Allow TorchScript model files (they carry code).")
         ] = False,
-        codec: Annotated[Optional[str], typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1.", rich_help_panel="Video")] = None,
+        codec: Annotated[Optional[str], typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, or a hardware one such as h264_nvenc (irx video-encoders).", rich_help_panel="Video")] = None,
         crf: Annotated[Optional[int], typer.Option(help="Video constant rate factor.", rich_help_panel="Video")] = None,
         preset: Annotated[Optional[str], typer.Option(help="Video encoder preset.", rich_help_panel="Video")] = None,
         pix_fmt: Annotated[Optional[str], typer.Option(help="Video pixel format (default keeps the input's bit depth).", rich_help_panel="Video")] = None,
@@ -305,6 +305,11 @@ def _add_subcommands() -> None:
     app.add_typer(data_app, name="data", help="Prepare training data (ReSyn-style curation).")
     app.command(name="train", help="Train a model from a TOML recipe (resumable; DDP with torchrun).")(train_command)
     app.command(name="eval", help="Measure PSNR/SSIM against baselines on clean images or real pairs.")(eval_command)
+    from irx.cli.video import video_encoders_command  # noqa: PLC0415
+
+    app.command(name="video-encoders", help="List the video encoders --codec takes and whether each opens here.")(
+        video_encoders_command
+    )
     from irx.cli.faces import faces_command  # noqa: PLC0415
 
     app.command(name="faces", help="Restore the faces in photos: detect, align, restore with a face model, paste back.")(

@@ -35,7 +35,17 @@ import av
 from irx.errors import InputError, IrxError, UsageError
 from irx.media.atomic import atomic_output
 from irx.media.video.flow import FrameRestorer, _DirectSink, _Flow, _run_flow, frames_in_flight_bound, restored_size
-from irx.media.video.plan import _MUXERS, VideoOptions, _open_output, _Plan, _plan_output, available_video_encoders
+from irx.media.video.plan import (
+    _MUXERS,
+    EncoderInfo,
+    VideoOptions,
+    _open_output,
+    _Plan,
+    _plan_output,
+    available_video_encoders,
+    hardware_video_encoders,
+    video_encoders,
+)
 from irx.media.video.probe import (
     VIDEO_EXTENSIONS,
     VideoInfo,
@@ -58,6 +68,7 @@ from irx.media.video.segments import (
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "EncoderInfo",
     "FrameRestorer",
     "VideoInfo",
     "VideoOptions",
@@ -65,9 +76,11 @@ __all__ = [
     "available_video_encoders",
     "check_video_output",
     "frames_in_flight_bound",
+    "hardware_video_encoders",
     "is_video_path",
     "probe_video",
     "restore_video",
+    "video_encoders",
 ]
 
 

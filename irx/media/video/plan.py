@@ -43,9 +43,28 @@ _FULL_CHROMA = {
     "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le", "p010le": "yuv444p10le",
     "yuv420p12le": "yuv444p12le", "yuv422p12le": "yuv444p12le",
 }
+# Hardware encoders are found by FFmpeg's capability flags; these are the formats and APIs irx lists.
+HARDWARE_FORMATS = ("h264", "hevc", "av1")
+_HARDWARE_APIS = {
+    "nvenc": "NVIDIA NVENC", "qsv": "Intel Quick Sync", "vaapi": "VA-API", "videotoolbox": "Apple VideoToolbox",
+    "amf": "AMD AMF", "mf": "Windows Media Foundation", "v4l2m2m": "V4L2 mem2mem", "vulkan": "Vulkan",
+    "mediacodec": "Android MediaCodec",
+}
+# Pixel formats that are GPU surfaces: irx hands encoders frames in memory, never these.
+_SURFACE_FORMATS = frozenset(
+    {"cuda", "qsv", "amf", "vaapi", "videotoolbox_vld", "d3d11", "d3d12", "dxva2_vld", "vulkan", "drm_prime",
+     "mediacodec", "opencl"}
+)
 # Visually near-transparent defaults: a restoration tool should not throw its work away in the encoder.
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libsvtav1": 28, "libvpx-vp9": 28, "mpeg4": 3}
 _PRESET_OPTION = {"libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "libvpx-vp9": "cpu-used"}
+# Hardware encoders by API: the option --crf sets (their constant-quality mode) and their presets.
+_HARDWARE_QUALITY = {"nvenc": "cq", "qsv": "global_quality", "vaapi": "qp", "amf": "qp_i"}
+_HARDWARE_PRESETS = {
+    "nvenc": ("preset", ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "slow", "medium", "fast", "hq", "ll", "llhq")),
+    "qsv": ("preset", ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")),
+    "amf": ("quality", ("speed", "balanced", "quality")),
+}
 # The presets each encoder takes, checked up front: x264 prints its own error lines for a bad one.
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 _PRESETS = {
@@ -107,8 +126,80 @@ class VideoOptions:
 
 
 def available_video_encoders() -> list[str]:
-    """The encoders irx knows how to drive that this PyAV's FFmpeg has."""
+    """The software encoders irx knows how to drive that this PyAV's FFmpeg has."""
     return [name for name in KNOWN_ENCODERS if _encoder(name) is not None]
+
+
+def hardware_video_encoders() -> list[str]:
+    """The H.264/HEVC/AV1 hardware encoders this PyAV's FFmpeg was built with (usable or not here)."""
+    return sorted(name for name in av.codecs_available if _hardware_api(name) is not None)
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """A video encoder of this FFmpeg build and whether it opens on this machine."""
+
+    name: str
+    format: str  # what it writes: h264, hevc, av1, vp9...
+    api: str  # "software" or the hardware API (NVIDIA NVENC, Intel Quick Sync...)
+    problem: str | None  # why it does not open here; None: it opened
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+
+def video_encoders() -> list[EncoderInfo]:
+    """Every encoder `codec` takes: irx's software ones (built into FFmpeg, they always open) and the
+    hardware ones, each opened once for real to see whether its device and driver are here."""
+    found = []
+    for name in available_video_encoders():
+        codec = _encoder(name)
+        found.append(EncoderInfo(name, codec.canonical_name if codec else name, "software", None))
+    for name in hardware_video_encoders():
+        codec = _encoder(name)
+        api = _hardware_api(name) or ""
+        found.append(EncoderInfo(name, codec.canonical_name if codec else name, _HARDWARE_APIS.get(api, api),
+                                 _open_problem(name)))
+    return found
+
+
+def _hardware_api(name: str) -> str | None:
+    """The API suffix (nvenc, qsv...) of a hardware H.264/HEVC/AV1 encoder; None for anything else."""
+    codec = _encoder(name)
+    if codec is None or codec.canonical_name not in HARDWARE_FORMATS:
+        return None
+    flags = av.codec.codec.Capabilities
+    if not codec.capabilities & (flags.hardware | flags.hybrid):
+        return None
+    return name.rsplit("_", 1)[-1]
+
+
+def _open_problem(
+    name: str, width: int = 256, height: int = 256, pix_fmt: str | None = None, options: dict[str, str] | None = None
+) -> str | None:
+    """Open the encoder as the video would; None when it opens, else FFmpeg's own reason in one line.
+
+    Hardware encoders are in many builds but open only with their device and driver ("Cannot load
+    libcuda.so.1"), so that is checked before the model loads rather than at the first frame.
+    """
+    context = av.CodecContext.create(name, "w")
+    context.width, context.height = width, height
+    context.pix_fmt = pix_fmt or next(iter(_formats(name)), "yuv420p")
+    context.time_base = Fraction(1, 25)
+    context.framerate = Fraction(25)
+    context.options = dict(options or {})
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # FFmpeg says why only in its log
+    try:
+        with av.logging.Capture() as logs:
+            context.open()
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        said = list(dict.fromkeys(" ".join(text.split()) for _, _, text in logs if text.strip()))
+        return "; ".join(said[:2]) if said else _ff_message(error)
+    finally:
+        av.logging.set_level(previous)
+    return None
 
 
 @dataclass(frozen=True)
@@ -163,7 +254,7 @@ def _muxer_accepts(muxer: str, codec: str) -> bool:
 
 def _formats(codec: str) -> list[str]:
     found = _encoder(codec)
-    return [fmt.name for fmt in (found.video_formats or [])] if found else []
+    return [fmt.name for fmt in (found.video_formats or []) if fmt.name not in _SURFACE_FORMATS] if found else []
 
 
 def _is_rgb(pix_fmt: str) -> bool:
@@ -185,7 +276,7 @@ def _pick_pix_fmt(codec: str, info: VideoInfo, options: VideoOptions, warnings: 
     if source in formats and source in _KEEP_PIX_FMTS:
         return source
     if info.bit_depth > 8:
-        for candidate in ("yuv420p10le", "yuv420p12le", "yuv420p16le"):
+        for candidate in ("yuv420p10le", "yuv420p12le", "yuv420p16le", "p010le"):
             if candidate in formats:
                 return candidate
         warnings.append(f"encoder {codec} cannot store {info.bit_depth}-bit video; the output is 8-bit")
@@ -237,8 +328,10 @@ def _pick_codec(muxer: str, ext: str, info: VideoInfo, options: VideoOptions) ->
     if options.codec:
         if _encoder(options.codec) is None:
             raise UsageError(
-                f"encoder {options.codec!r} is not available in this PyAV/FFmpeg build; "
-                f"available: {', '.join(available_video_encoders()) or 'none'}"
+                f"encoder {options.codec!r} is not available in this PyAV/FFmpeg build; available: "
+                f"{', '.join(available_video_encoders() + hardware_video_encoders()) or 'none'} "
+                "(`irx video-encoders` says which open on this machine)",
+                param="codec",
             )
         if not _muxer_accepts(muxer, options.codec):
             raise UsageError(
@@ -306,6 +399,8 @@ def _plan_output(
         if options.crf is not None:
             warnings.append("ffv1 is lossless; --crf is ignored")
         codec_options.update({"level": "3", "slicecrc": "1"})
+    elif (api := _hardware_api(codec)) is not None:
+        _hardware_options(codec, api, options, codec_options)
     elif crf is not None:
         codec_options["crf"] = str(crf)
     if codec == "libx265":
@@ -314,7 +409,7 @@ def _plan_output(
         codec_options["row-mt"] = "1"
     if codec == "libsvtav1":
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner to stderr otherwise
-    if options.preset is not None:
+    if options.preset is not None and _hardware_api(codec) is None:
         key = _PRESET_OPTION.get(codec)
         if key is None:
             raise UsageError(f"encoder {codec} has no presets; drop the preset", param="preset")
@@ -339,6 +434,14 @@ def _plan_output(
     if _is_rgb(pix_fmt):
         tags = (2, tags[1], tags[2], 0)  # AVCOL_SPC_RGB
     sar = stream.sample_aspect_ratio
+    if _hardware_api(codec) is not None:
+        problem = _open_problem(codec, width, height, pix_fmt, codec_options)
+        if problem:
+            raise UsageError(
+                f"encoder {codec} does not open on this machine ({problem}); choose another codec "
+                "(`irx video-encoders` lists the ones that open here)",
+                param="codec",
+            )
     plan = _Plan(
         muxer=muxer,
         codec=codec,
@@ -362,6 +465,26 @@ def _plan_output(
         qscale=qscale,
     )
     return plan, warnings
+
+
+def _hardware_options(codec: str, api: str, options: VideoOptions, codec_options: dict[str, str]) -> None:
+    """--crf and --preset in the hardware encoder's own terms (each API names them differently)."""
+    if options.crf is not None:
+        key = _HARDWARE_QUALITY.get(api)
+        if key is None:
+            raise UsageError(f"irx does not know the constant-quality setting of {codec}; drop crf", param="crf")
+        codec_options[key] = str(options.crf)
+        if api == "amf":  # AMF takes a QP per frame type in its constant-QP mode
+            codec_options.update({"rc": "cqp", "qp_p": str(options.crf), "qp_b": str(options.crf)})
+        if api == "vaapi":
+            codec_options["rc_mode"] = "CQP"
+    if options.preset is not None:
+        key, presets = _HARDWARE_PRESETS.get(api, (None, ()))
+        if key is None:
+            raise UsageError(f"encoder {codec} has no presets irx knows; drop the preset", param="preset")
+        if str(options.preset) not in presets:
+            raise UsageError(f"{codec} has no preset {options.preset!r}; choose one of: {', '.join(presets)}")
+        codec_options[key] = str(options.preset)
 
 
 def _add_video_stream(container: Any, plan: _Plan) -> Any:
