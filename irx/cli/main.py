@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 from typer.core import TyperCommand
 
@@ -141,7 +142,7 @@ def _make_restore_command(task: str) -> None:
         ] = None,
         model: Annotated[
             Optional[str],
-            typer.Option("--model", "-m", help="Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list)."),
+            typer.Option("--model", "-m", help=escape("Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list).")),
         ] = None,
         scale: Annotated[
             Optional[float],
