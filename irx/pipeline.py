@@ -220,8 +220,8 @@ class _Run:
                 self.slots.release()
             return
         for (job, decoded), pixels in zip(batch, outputs):
-            options = self.options
-            restored = finish_image(decoded, pixels, engine.scale, options.out_scale, options.out_width, options.out_height)
+            size = (self.options.out_scale, self.options.out_width, self.options.out_height)
+            restored = finish_image(decoded, pixels, engine.scale, *size)
             future = self.encode_pool.submit(self._write, job, restored)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
 
@@ -405,7 +405,9 @@ def _run_video(run: _Run, job: Job) -> None:
 class _ScaledEngine:
     """An engine whose frames are resized to the asked size (video frames have no alpha)."""
 
-    def __init__(self, engine: Engine, out_scale: float | None, width: int | None = None, height: int | None = None) -> None:
+    def __init__(
+        self, engine: Engine, out_scale: float | None, width: int | None = None, height: int | None = None
+    ) -> None:
         self.engine = engine
         self.scale = engine.scale  # the model's; output_size says what the frames become
         self._size = (out_scale, width, height)

@@ -115,3 +115,10 @@ def test_a_whole_scale_stays_whole() -> None:
     assert RestoreSettings.resolve(user_config=UserConfig(), scale=2.0).scale == 2
     assert isinstance(RestoreSettings.resolve(user_config=UserConfig(), scale=2.0).scale, int)
     assert RestoreSettings.resolve(user_config=UserConfig(), scale=1.5).scale == 1.5
+
+
+def test_python_restore_takes_a_fractional_scale() -> None:
+    import irx
+
+    out = irx.restore(make_image(30, 40), task="upscale", scale=1.5)  # bundled x2 model, reduced
+    assert out.shape == (45, 60, 3)

@@ -75,3 +75,13 @@ def test_output_size_rules() -> None:
     assert output_size((48, 64), 4, width=100) == (75, 100)
     assert output_size((48, 64), 4, height=30) == (30, 40)
     assert output_size((48, 64), 4, 2, width=10, height=20) == (20, 10)  # both given: exactly, scale ignored
+
+
+def test_odd_size_in_segments_matches_the_direct_run(tmp_path: Path) -> None:
+    """Segments (--resume) follow the same plan: 4:4:4 at the exact size, every frame there."""
+    src = make_video(tmp_path / "in.mkv", codec="ffv1", size=(35, 19), n=5, audio=None)
+    direct = restore_video(src, tmp_path / "direct.mkv", Invert(), VideoOptions(codec="ffv1"))
+    segmented = restore_video(src, tmp_path / "seg.mkv", Invert(), VideoOptions(codec="libx264", segment_frames=2))
+    assert segmented.segments == 3 and segmented.frames == direct.frames == 5
+    assert _stored(tmp_path / "seg.mkv") == (35, 19, "yuv444p")
+    assert read_video(tmp_path / "seg.mkv")["frames"][4].shape == (19, 35, 3)

@@ -142,12 +142,14 @@ def _make_restore_command(task: str) -> None:
         ] = None,
         model: Annotated[
             Optional[str],
-            typer.Option("--model", "-m", help=escape("Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list).")),
+            typer.Option(
+                "--model", "-m", help=escape("Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list).")
+            ),
         ] = None,
         scale: Annotated[
             Optional[float],
-            typer.Option("--scale", "-s", help="Output scale: 2, 4, or any factor such as 1.5 or 3 (the model's output is resized).",
-                         hidden=not takes_scale),
+            typer.Option("--scale", "-s", hidden=not takes_scale,
+                         help="Output scale: 2, 4, or any factor such as 1.5 or 3 (the model's output is resized)."),
         ] = None,
         width: Annotated[
             Optional[int], typer.Option(help="Output width in pixels (alone: the height keeps the aspect ratio).", min=1)
@@ -170,7 +172,11 @@ def _make_restore_command(task: str) -> None:
         trust_remote_code: Annotated[
             bool, typer.Option("--trust-remote-code", help="Allow TorchScript model files (they carry code).")
         ] = False,
-        codec: Annotated[Optional[str], typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, or a hardware one such as h264_nvenc (irx video-encoders).", rich_help_panel="Video")] = None,
+        codec: Annotated[
+            Optional[str],
+            typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, or a hardware one such as "
+                         "h264_nvenc (irx video-encoders).", rich_help_panel="Video"),
+        ] = None,
         crf: Annotated[Optional[int], typer.Option(help="Video constant rate factor.", rich_help_panel="Video")] = None,
         preset: Annotated[Optional[str], typer.Option(help="Video encoder preset.", rich_help_panel="Video")] = None,
         pix_fmt: Annotated[Optional[str], typer.Option(help="Video pixel format (default keeps the input's bit depth).", rich_help_panel="Video")] = None,

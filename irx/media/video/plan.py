@@ -35,7 +35,7 @@ _DEFAULT_ENCODERS = {
     "avi": (("ffv1", "mpeg4"), ("ffv1",)),
 }
 KNOWN_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "mpeg4")
-# Encoders that take odd sizes with subsampled chroma (checked by tests/test_video.py); the others refuse.
+# Encoders that take odd sizes with subsampled chroma (checked by tests/test_video_size.py); the others refuse.
 _ODD_SIZES_OK = frozenset({"libsvtav1", "libvpx-vp9", "ffv1", "mpeg4"})
 # Subsampled pixel format -> the same depth at full chroma resolution, which allows any size.
 _FULL_CHROMA = {
