@@ -131,7 +131,7 @@ def restore(
     *,
     task: str | None = None,
     model: Any = None,
-    scale: int | None = None,
+    scale: float | None = None,
     device: str = "auto",
     precision: str = "auto",
     tile: int | str | None = "auto",
@@ -144,8 +144,12 @@ def restore(
     Alpha (PIL RGBA/LA, a 4th numpy channel) is carried over for 1x tasks and resized for upscaling.
     """
     devices = resolve_devices(device)
+    from irx.zoo import model_scale_for  # noqa: PLC0415 - keeps `import irx` light
+
+    # A scale with no model of its own (1.5, 3) runs the next larger one, whose output is resized.
+    model_scale = model_scale_for(task, scale) if task is not None else None
     descriptor = model if model is not None and not isinstance(model, str | Path) else load_model(
-        model, task=task, scale=scale, device=devices[0]
+        model, task=task, scale=model_scale, device=devices[0]
     )
     engine = Engine(
         descriptor,
@@ -168,13 +172,13 @@ def restore(
     raise UsageError(f"restore() takes a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
 
 
-def _run(engine: Engine, pixels: np.ndarray, alpha: np.ndarray | None, scale: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _run(engine: Engine, pixels: np.ndarray, alpha: np.ndarray | None, scale: float | None) -> tuple[np.ndarray, np.ndarray | None]:
     from irx.pipeline import fit_to_scale  # noqa: PLC0415
 
     return fit_to_scale(engine.restore_one(pixels), alpha, pixels.shape[:2], engine.scale, scale)
 
 
-def _restore_array(array: np.ndarray, engine: Engine, scale: int | None) -> np.ndarray:
+def _restore_array(array: np.ndarray, engine: Engine, scale: float | None) -> np.ndarray:
     dtype = array.dtype
     if dtype == np.uint8:
         peak = 255.0
@@ -200,7 +204,7 @@ def _restore_array(array: np.ndarray, engine: Engine, scale: int | None) -> np.n
     return np.clip(np.rint(pixels * peak), 0, peak).astype(dtype)
 
 
-def _restore_tensor(tensor: torch.Tensor, engine: Engine, scale: int | None) -> torch.Tensor:
+def _restore_tensor(tensor: torch.Tensor, engine: Engine, scale: float | None) -> torch.Tensor:
     batched = tensor.dim() == 4
     if tensor.dim() not in (3, 4):
         raise UsageError(f"unsupported tensor shape {tuple(tensor.shape)}: use CHW or BCHW")
@@ -211,7 +215,7 @@ def _restore_tensor(tensor: torch.Tensor, engine: Engine, scale: int | None) -> 
     return result if batched else result[0]
 
 
-def _restore_pil(image: Any, engine: Engine, scale: int | None) -> Any:
+def _restore_pil(image: Any, engine: Engine, scale: float | None) -> Any:
     from PIL import Image  # noqa: PLC0415
 
     mode = image.mode

@@ -56,7 +56,9 @@ class SilentReporter:
 
 @dataclass
 class PipelineOptions:
-    out_scale: int | None = None  # requested output scale; the model's output is resized when it differs
+    out_scale: float | None = None  # requested output scale; the model's output is resized when it differs
+    out_width: int | None = None  # requested output size (one alone keeps the aspect ratio); wins over out_scale
+    out_height: int | None = None
     out_format: str | None = None
     quality: int | None = None
     overwrite: bool = False
@@ -218,7 +220,8 @@ class _Run:
                 self.slots.release()
             return
         for (job, decoded), pixels in zip(batch, outputs):
-            restored = finish_image(decoded, pixels, engine.scale, self.options.out_scale)
+            size = (self.options.out_scale, self.options.out_width, self.options.out_height)
+            restored = finish_image(decoded, pixels, engine.scale, *size)
             future = self.encode_pool.submit(self._write, job, restored)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
 
@@ -245,29 +248,67 @@ class _Run:
             self.failed(job.name, error)
 
 
+def output_size(
+    source_size: tuple[int, int],
+    model_scale: int,
+    out_scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> tuple[int, int]:
+    """(height, width) asked for an output: both given, one given (the other keeps the aspect ratio),
+    else the source x out_scale (fractional allowed), else x the model's own scale."""
+    source_height, source_width = source_size
+    if width and height:
+        return height, width
+    if width:
+        return max(1, _round(source_height * width / source_width)), width
+    if height:
+        return height, max(1, _round(source_width * height / source_height))
+    factor = out_scale or model_scale
+    return max(1, _round(source_height * factor)), max(1, _round(source_width * factor))
+
+
+def _round(value: float) -> int:
+    return int(value + 0.5)  # half up, not Python's half-to-even: 1.5 x 321 is always 482
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (height, width): area averaging when shrinking (no aliasing), Lanczos when enlarging."""
+    height, width = size
+    shrinking = width <= array.shape[1] and height <= array.shape[0]
+    resized = cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
+    shape = (height, width, *array.shape[2:])
+    return np.clip(resized.reshape(shape), 0, 1).astype(np.float32)  # cv2 drops a trailing channel of 1
+
+
 def fit_to_scale(
     pixels: np.ndarray,
     alpha: np.ndarray | None,
     source_size: tuple[int, int],
     model_scale: int,
-    out_scale: int | None,
+    out_scale: float | None,
+    width: int | None = None,
+    height: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Resize a model output (and the source's alpha) to source (height, width) x the requested scale."""
-    height, width = source_size
-    target_scale = out_scale or model_scale
-    target = (width * target_scale, height * target_scale)
-    if (pixels.shape[1], pixels.shape[0]) != target:
-        shrinking = pixels.shape[1] > target[0]
-        resized = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-        pixels = np.clip(resized.reshape(target[1], target[0], -1), 0, 1).astype(np.float32)
-    if alpha is not None and target_scale != 1:
-        alpha = np.clip(cv2.resize(alpha, target, interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+    """Resize a model output (and the source's alpha) to the asked size (see `output_size`)."""
+    target = output_size(source_size, model_scale, out_scale, width, height)
+    if pixels.shape[:2] != target:
+        pixels = _resize(pixels, target)
+    if alpha is not None and alpha.shape[:2] != target:
+        alpha = _resize(alpha, target)
     return pixels, alpha
 
 
-def finish_image(decoded: DecodedImage, pixels: np.ndarray, model_scale: int, out_scale: int | None) -> DecodedImage:
-    """Fit the model output to the requested scale and bring the alpha channel along."""
-    pixels, alpha = fit_to_scale(pixels, decoded.alpha, decoded.pixels.shape[:2], model_scale, out_scale)
+def finish_image(
+    decoded: DecodedImage,
+    pixels: np.ndarray,
+    model_scale: int,
+    out_scale: float | None,
+    width: int | None = None,
+    height: int | None = None,
+) -> DecodedImage:
+    """Fit the model output to the asked size and bring the alpha channel along."""
+    pixels, alpha = fit_to_scale(pixels, decoded.alpha, decoded.pixels.shape[:2], model_scale, out_scale, width, height)
     return replace(decoded, pixels=pixels, alpha=alpha)
 
 
@@ -340,7 +381,7 @@ def _run_video(run: _Run, job: Job) -> None:
         result = video.restore_video(  # atomic; creates the output's folders
             job.source,
             job.output,
-            _ScaledEngine(run.engines[0], run.options.out_scale),
+            _ScaledEngine(run.engines[0], run.options.out_scale, run.options.out_width, run.options.out_height),
             options,
             on_progress=lambda done, total: run.reporter.video_progress(job.name, done, total),
         )
@@ -362,19 +403,23 @@ def _run_video(run: _Run, job: Job) -> None:
 
 
 class _ScaledEngine:
-    """An engine whose output is resized to the requested --scale (video frames have no alpha)."""
+    """An engine whose frames are resized to the asked size (video frames have no alpha)."""
 
-    def __init__(self, engine: Engine, out_scale: int | None) -> None:
+    def __init__(
+        self, engine: Engine, out_scale: float | None, width: int | None = None, height: int | None = None
+    ) -> None:
         self.engine = engine
-        self.scale = out_scale or engine.scale
-        self.fingerprint = f"{engine.fingerprint}:out_x{self.scale}"
+        self.scale = engine.scale  # the model's; output_size says what the frames become
+        self._size = (out_scale, width, height)
+        fingerprint = getattr(engine, "fingerprint", type(engine).__name__)
+        self.fingerprint = f"{fingerprint}:out_x{out_scale or engine.scale}:{width or '-'}x{height or '-'}"
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return output_size((height, width), self.engine.scale, *self._size)
 
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = self.engine.restore(images)
-        if self.scale == self.engine.scale:
-            return outputs
         return [
-            fit_to_scale(out, None, image.shape[:2], self.engine.scale, self.scale)[0]
+            fit_to_scale(out, None, image.shape[:2], self.engine.scale, *self._size)[0]
             for image, out in zip(images, outputs)
         ]
-

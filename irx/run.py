@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from irx.errors import InputError, UsageError
+from irx.errors import InputError, IrxWarning, UsageError
 from irx.settings import RestoreSettings
 from irx.summary import RunSummary
 from irx.tasks import get_task
@@ -47,6 +48,7 @@ def restore_files(
     from irx.engine import Engine, rank_devices, resolve_devices  # noqa: PLC0415
     from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
     from irx.pipeline import SilentReporter, run_pipeline  # noqa: PLC0415
+    from irx.zoo import model_scale_for  # noqa: PLC0415
 
     spec = get_task(task) if task is not None else None
     if spec is None and not model:
@@ -89,9 +91,10 @@ def restore_files(
     if not plan.jobs:
         return summary
 
+    model_scale = model_scale_for(spec.name, settings.scale) if spec is not None else None
     engines = [
         Engine(
-            load_model(model, task=suffix if spec is not None else None, scale=settings.scale, device=dev,
+            load_model(model, task=suffix if spec is not None else None, scale=model_scale, device=dev,
                        offline=settings.offline or None, trust_remote_code=settings.trust_remote_code),
             device=dev,
             on_tiles=reporter.tiles,
@@ -99,7 +102,16 @@ def restore_files(
         )
         for dev in devices
     ]
+    _say_when_resized(engines[0].scale, settings, model or f"the default {suffix} model")
     return run_pipeline(plan.jobs, engines, settings.pipeline_options(suffix, video), reporter, summary)
+
+
+def _say_when_resized(model_scale: int, settings: RestoreSettings, model: str) -> None:
+    """Once per run: the model's own scale is not the asked one, so every output is resized."""
+    asked = settings.scale
+    if asked is not None and asked != model_scale != 1 and not (settings.width or settings.height):
+        warnings.warn(f"{model} upscales x{model_scale}; its output is resized to x{asked:g}", IrxWarning,
+                      stacklevel=3)
 
 
 def _check_video_outputs(jobs: list[Any], options: Any) -> None:

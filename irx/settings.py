@@ -10,6 +10,7 @@ pipeline, `video_options()` for video (which now gets --batch-size too).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,10 @@ class RestoreSettings:
     batch_size: str | int = "auto"
     channels_last: bool = False
     compile: bool = False
-    # model
-    scale: int | None = None
+    # model and output size
+    scale: float | None = None  # output scale (fractional allowed); the model runs at its own and is resized
+    width: int | None = None  # output width and/or height in pixels (one alone keeps the aspect ratio)
+    height: int | None = None
     offline: bool = False
     trust_remote_code: bool = False
     # inputs and outputs
@@ -64,6 +67,8 @@ class RestoreSettings:
 
             user_config = load_user_config()
         values = {k: v for k, v in given.items() if v is not None}
+        if isinstance(values.get("scale"), float) and values["scale"].is_integer():
+            values["scale"] = int(values["scale"])  # --scale 2.0 is x2, and prints as x2
         for key in ("device", "precision"):
             if values.get(key, "auto") == "auto" and getattr(user_config, key, None):
                 values[key] = getattr(user_config, key)
@@ -75,8 +80,12 @@ class RestoreSettings:
         """Check every value before any file is touched (UsageError, exit code 2)."""
         from irx.engine import validate_engine_options  # noqa: PLC0415 - torch only when work starts
 
-        if self.scale is not None and self.scale < 1:
-            raise UsageError("scale must be at least 1", param="scale")
+        if self.scale is not None and not (self.scale > 0 and math.isfinite(self.scale)):
+            raise UsageError(f"scale must be a positive number, not {self.scale}", param="scale")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1 pixel, not {value}", param=name)
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
 
     def with_(self, **changes: Any) -> RestoreSettings:
@@ -98,5 +107,6 @@ class RestoreSettings:
     def pipeline_options(self, task: str, video: VideoOptions | None = None) -> PipelineOptions:
         from irx.pipeline import PipelineOptions  # noqa: PLC0415
 
-        return PipelineOptions(out_scale=self.scale, out_format=self.out_format, quality=self.quality,
+        return PipelineOptions(out_scale=self.scale, out_width=self.width, out_height=self.height,
+                               out_format=self.out_format, quality=self.quality,
                                overwrite=not self.skip_existing, video=video, task=task, strict=self.strict)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..data.curate import (
     ANALYSIS_SIZE,
@@ -64,12 +65,12 @@ def curate_command(
         stats = curate(paths, min_size=min_size, blur_threshold=blur_threshold,
                        flat_threshold=flat_threshold, balance=balance, seed=seed,
                        analysis_size=analysis_size,
-                       on_image=lambda p: status.update(f"measuring {p.name}"))
+                       on_image=lambda p: status.update(f"measuring {escape(p.name)}"))
     out, manifest, hist = write_outputs(stats, output)
     kept = sum(s.kept for s in stats)
     reasons = Counter(s.reason for s in stats if not s.kept)
     why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
-    err.print(f"kept {kept} of {len(stats)} images" + (f" (dropped: {why})" if why else ""))
-    err.print(f"wrote {out}, {manifest}, {hist}")
+    err.print(f"kept {kept} of {len(stats)} images" + (f" (dropped: {why})" if why else ""), markup=False)
+    err.print(f"wrote {out}, {manifest}, {hist}", markup=False)  # paths are not rich markup
 
 

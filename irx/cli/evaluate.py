@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -74,7 +75,7 @@ def eval_command(
         bar = progress.add_task("evaluating", total=None)
 
         def tick(stem: str) -> None:
-            progress.update(bar, description=f"evaluating {stem}")
+            progress.update(bar, description=f"evaluating {escape(stem)}")
             progress.advance(bar)
 
         if variants:
@@ -94,12 +95,12 @@ def eval_command(
         return
     if csv_path:
         result.write_csv(csv_path)
-        err.print(f"wrote {csv_path}")
+        err.print(f"wrote {csv_path}", markup=False)
     if report:
         result.write_html(report)
-        err.print(f"wrote {report}")
+        err.print(f"wrote {report}", markup=False)
     for method, why in result.skipped.items():
-        err.print(f"[yellow]skipped {method}: {why}[/yellow]")
+        err.print(f"[yellow]skipped {escape(f'{method}: {why}')}[/yellow]")
     if json_out:
         typer.echo(result.to_json())
     else:

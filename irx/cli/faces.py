@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from irx.cli.options import DeviceOpt, RecursiveOpt, SkipExistingOpt
 from irx.errors import IrxError, UsageError
@@ -89,7 +90,7 @@ def _run(
     images = [job for job in plan.jobs if job.kind == "image"]
     failed += [{"path": job.name, "reason": "irx faces restores images, not videos"} for job in plan.jobs if job.kind != "image"]
     for failure in failed:
-        _err.print(f"[red]failed:[/] {failure['path']}: {failure['reason']}", soft_wrap=True)
+        _err.print(f"[red]failed:[/] {escape(failure['path'])}: {escape(failure['reason'])}", soft_wrap=True)
 
     processed: list[dict[str, Any]] = []
     if images:
@@ -101,11 +102,12 @@ def _run(
                 write_image(job.output, result, format=out_format, quality=quality, overwrite=not skip_existing)
             except IrxError as error:
                 failed.append({"path": job.name, "reason": str(error)})
-                _err.print(f"[red]failed:[/] {error}", soft_wrap=True)
+                _err.print(f"[red]failed:[/] {escape(str(error))}", soft_wrap=True)
                 continue
             processed.append({"path": job.name, "output": str(job.output), "faces": count})
             if not quiet and not json_summary:
-                _err.print(f"{job.name}: {count} face{'s' if count != 1 else ''} restored -> {job.output}", soft_wrap=True)
+                faces = f"{count} face{'s' if count != 1 else ''}"
+                _err.print(escape(f"{job.name}: {faces} restored -> {job.output}"), soft_wrap=True)
 
     if json_summary:
         summary = {"processed": processed, "skipped": list(plan.skipped), "failed": failed}

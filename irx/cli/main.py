@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 from typer.core import TyperCommand
 
@@ -141,10 +142,20 @@ def _make_restore_command(task: str) -> None:
         ] = None,
         model: Annotated[
             Optional[str],
-            typer.Option("--model", "-m", help="Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list)."),
+            typer.Option(
+                "--model", "-m", help=escape("Local file, hf://owner/repo/file[@rev], or a zoo name (irx models list).")
+            ),
         ] = None,
         scale: Annotated[
-            Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (2 or 4).", hidden=not takes_scale)
+            Optional[float],
+            typer.Option("--scale", "-s", hidden=not takes_scale,
+                         help="Output scale: 2, 4, or any factor such as 1.5 or 3 (the model's output is resized)."),
+        ] = None,
+        width: Annotated[
+            Optional[int], typer.Option(help="Output width in pixels (alone: the height keeps the aspect ratio).", min=1)
+        ] = None,
+        height: Annotated[
+            Optional[int], typer.Option(help="Output height in pixels (alone: the width keeps the aspect ratio).", min=1)
         ] = None,
         device: DeviceOpt = "auto",
         precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (honours what the model supports).")] = "auto",
@@ -161,7 +172,11 @@ def _make_restore_command(task: str) -> None:
         trust_remote_code: Annotated[
             bool, typer.Option("--trust-remote-code", help="Allow TorchScript model files (they carry code).")
         ] = False,
-        codec: Annotated[Optional[str], typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1.", rich_help_panel="Video")] = None,
+        codec: Annotated[
+            Optional[str],
+            typer.Option(help="Video codec: libx264, libx265, libsvtav1, libvpx-vp9, ffv1, or a hardware one such as "
+                         "h264_nvenc (irx video-encoders).", rich_help_panel="Video"),
+        ] = None,
         crf: Annotated[Optional[int], typer.Option(help="Video constant rate factor.", rich_help_panel="Video")] = None,
         preset: Annotated[Optional[str], typer.Option(help="Video encoder preset.", rich_help_panel="Video")] = None,
         pix_fmt: Annotated[Optional[str], typer.Option(help="Video pixel format (default keeps the input's bit depth).", rich_help_panel="Video")] = None,
@@ -187,7 +202,7 @@ def _make_restore_command(task: str) -> None:
 
             return RestoreSettings.resolve(
                 device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
-                channels_last=channels_last, compile=compile, scale=scale, offline=offline,
+                channels_last=channels_last, compile=compile, scale=scale, width=width, height=height, offline=offline,
                 trust_remote_code=trust_remote_code, recursive=recursive, skip_existing=skip_existing,
                 out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
                 crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,
@@ -297,6 +312,11 @@ def _add_subcommands() -> None:
     app.add_typer(data_app, name="data", help="Prepare training data (ReSyn-style curation).")
     app.command(name="train", help="Train a model from a TOML recipe (resumable; DDP with torchrun).")(train_command)
     app.command(name="eval", help="Measure PSNR/SSIM against baselines on clean images or real pairs.")(eval_command)
+    from irx.cli.video import video_encoders_command  # noqa: PLC0415
+
+    app.command(name="video-encoders", help="List the video encoders --codec takes and whether each opens here.")(
+        video_encoders_command
+    )
     from irx.cli.faces import faces_command  # noqa: PLC0415
 
     app.command(name="faces", help="Restore the faces in photos: detect, align, restore with a face model, paste back.")(

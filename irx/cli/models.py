@@ -196,7 +196,7 @@ def info(name: Annotated[str, typer.Argument(help="A zoo name (see `irx models l
 
 @models_app.command("download")
 def download(
-    names: Annotated[list[str], typer.Argument(help="Zoo names or hf://owner/repo/file[@revision].")],
+    names: Annotated[list[str], typer.Argument(help=escape("Zoo names or hf://owner/repo/file[@revision]."))],
     force: Annotated[bool, typer.Option("--force", help="Download again even when a verified copy is cached.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -254,7 +254,7 @@ def verify(
 
 @models_app.command("path")
 def path(
-    name: Annotated[str, typer.Argument(help="A zoo name, hf://owner/repo/file[@revision] or a file.")],
+    name: Annotated[str, typer.Argument(help=escape("A zoo name, hf://owner/repo/file[@revision] or a file."))],
     offline: Annotated[bool, typer.Option("--offline", help="Never download; fail if the file is not cached.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -94,7 +94,7 @@ class RichReporter:
             return
         task = self._video_tasks.get(name)
         if task is None:
-            task = self._progress.add_task(f"frames {name}", total=frames_total, extra="")
+            task = self._progress.add_task(f"frames {escape(name)}", total=frames_total, extra="")  # markup column
             self._video_tasks[name] = task
         self._progress.update(task, completed=frames_done, total=frames_total)
 

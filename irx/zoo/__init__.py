@@ -14,6 +14,7 @@ Weights are loaded with :func:`load_weights` (no code from the file ever runs).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
     "load_bundled_records",
     "load_user_config",
     "load_weights",
+    "model_scale_for",
     "resolve",
     "write_bundled_record",
 ]
@@ -121,7 +123,8 @@ def resolve(
     text = os.fspath(spec).strip() if spec is not None else ""
     if text:
         resolved = _resolve_spec(text, cat, offline=offline, quiet=quiet)
-        _check_fits(resolved.record, task, scale, where="--model")
+        # A model the user names may have another scale: its output is resized (irx.pipeline.fit_to_scale).
+        _check_fits(resolved.record, task, None, where="--model")
         return resolved
     if task is None:
         raise UsageError("no model and no task given; pass a model (a name, file or hf:// id) or a task", param="model")
@@ -152,6 +155,29 @@ def resolve(
         f"irx has no default model for {wanted}; pass --model NAME (see `irx models list --task {task}`) "
         f"or set one in the config file under [defaults]"
     )
+
+
+def model_scale_for(
+    task: str, scale: float | None, *, catalogue: Catalogue | None = None, user_config: UserConfig | None = None
+) -> int | None:
+    """Which model scale to run for an asked output scale (its output is then resized to the asked one).
+
+    The asked scale when it is whole and has a default (or a configured ``<task>_x<scale>`` model); else
+    the smallest default scale above it, since reducing a larger output keeps more detail than enlarging
+    a smaller one; else the largest there is. None for tasks without a scale, or when none is asked.
+    """
+    if scale is None or not has_scale(task):
+        return None
+    cat = catalogue or default_catalogue()
+    config = user_config if user_config is not None else load_user_config()
+    whole = int(scale) if float(scale).is_integer() else None
+    if whole is not None and (config.default_models.get(f"{task}_x{whole}") or any(cat.defaults(task, whole))):
+        return whole
+    scales = sorted({r.scale for r in cat.records(task) if r.supported and any(cat.defaults(task, r.scale))})
+    larger = [s for s in scales if s >= scale]
+    if larger:
+        return larger[0]
+    return scales[-1] if scales else math.ceil(scale)
 
 
 def _resolve_spec(spec: str, cat: Catalogue, *, offline: bool | None, quiet: bool) -> ResolvedModel:

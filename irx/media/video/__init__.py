@@ -34,8 +34,18 @@ import av
 
 from irx.errors import InputError, IrxError, UsageError
 from irx.media.atomic import atomic_output
-from irx.media.video.flow import FrameRestorer, _DirectSink, _Flow, _run_flow, frames_in_flight_bound
-from irx.media.video.plan import _MUXERS, VideoOptions, _open_output, _Plan, _plan_output, available_video_encoders
+from irx.media.video.flow import FrameRestorer, _DirectSink, _Flow, _run_flow, frames_in_flight_bound, restored_size
+from irx.media.video.plan import (
+    _MUXERS,
+    EncoderInfo,
+    VideoOptions,
+    _open_output,
+    _Plan,
+    _plan_output,
+    available_video_encoders,
+    hardware_video_encoders,
+    video_encoders,
+)
 from irx.media.video.probe import (
     VIDEO_EXTENSIONS,
     VideoInfo,
@@ -58,6 +68,7 @@ from irx.media.video.segments import (
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "EncoderInfo",
     "FrameRestorer",
     "VideoInfo",
     "VideoOptions",
@@ -65,9 +76,11 @@ __all__ = [
     "available_video_encoders",
     "check_video_output",
     "frames_in_flight_bound",
+    "hardware_video_encoders",
     "is_video_path",
     "probe_video",
     "restore_video",
+    "video_encoders",
 ]
 
 
@@ -92,16 +105,20 @@ class VideoResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def check_video_output(src: Path | str, dst: Path | str, options: VideoOptions) -> list[str]:
+def check_video_output(
+    src: Path | str, dst: Path | str, options: VideoOptions, engine: FrameRestorer | None = None
+) -> list[str]:
     """Plan ``dst`` as restore_video would and return the plan's warnings, without restoring anything.
 
-    Raises UsageError for impossible output settings (codec, pixel format, preset, container), so a
-    typo stops the run before the model loads, and InputError for an unreadable input.
+    ``engine`` (anything with ``scale`` or ``output_size``) gives the output size; None plans the
+    input's. Raises UsageError for impossible output settings (codec, pixel format, preset, container),
+    so a typo stops the run before the model loads, and InputError for an unreadable input.
     """
     src, dst = Path(src), Path(dst)
     info = probe_video(src)
+    size = restored_size(engine, info.height, info.width) if engine is not None else (info.height, info.width)
     with _open_input(src) as probe:
-        _, warnings = _plan_output(info, _video_stream(probe, src), dst, 1, options)
+        _, warnings = _plan_output(info, _video_stream(probe, src), dst, size, options)
     return warnings
 
 
@@ -132,9 +149,9 @@ def restore_video(
     if dst.exists() and not options.overwrite:
         raise UsageError(f"{dst}: already exists; use overwrite to replace it or choose another output", param="overwrite")
     info = probe_video(src)
-    scale = int(getattr(engine, "scale", 1) or 1)
+    size = restored_size(engine, info.height, info.width)
     with _open_input(src) as probe:
-        plan, warnings = _plan_output(info, _video_stream(probe, src), dst, scale, options)
+        plan, warnings = _plan_output(info, _video_stream(probe, src), dst, size, options)
     segment_frames = options.segment_frames
     if options.resume and segment_frames == 0:
         segment_frames = max(1, round(float(info.fps or 25) * DEFAULT_SEGMENT_SECONDS))

@@ -30,11 +30,24 @@ _MAX_WARNINGS = 50
 
 
 class FrameRestorer(Protocol):
-    """What restore_video needs from a model runner (irx.engine.Engine is one)."""
+    """What restore_video needs from a model runner (irx.engine.Engine is one).
+
+    Frames come back ``scale`` times larger, or of ``output_size(height, width)`` where the runner has
+    that method (irx.pipeline's resizing runner: fractional scales, a given width or height).
+    """
 
     scale: int
 
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def restored_size(engine: FrameRestorer, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of ``engine``'s output for a frame of that size."""
+    output_size = getattr(engine, "output_size", None)
+    if output_size is not None:
+        return tuple(output_size(height, width))  # type: ignore[return-value]
+    scale = int(getattr(engine, "scale", 1) or 1)
+    return height * scale, width * scale
 
 
 def frames_in_flight_bound(batch_size: int) -> int:
@@ -287,7 +300,7 @@ def _run_flow(
             started = time.perf_counter()
             restored = engine.restore(images)
             flow.seconds["engine"] += time.perf_counter() - started
-            _check_restored(images, restored, engine.scale)
+            _check_restored(images, restored, engine)
             for frame, image in zip(frames, restored):
                 frame.image = np.asarray(image, dtype=np.float32)
             done += len(frames)
@@ -342,11 +355,11 @@ def _run_flow(
     return flow
 
 
-def _check_restored(images: Sequence[np.ndarray], restored: Sequence[np.ndarray], scale: int) -> None:
+def _check_restored(images: Sequence[np.ndarray], restored: Sequence[np.ndarray], engine: FrameRestorer) -> None:
     if len(restored) != len(images):
         raise IrxError(f"the engine returned {len(restored)} frames for {len(images)}; this is a bug in the engine")
     for image, out in zip(images, restored):
-        want = (image.shape[0] * scale, image.shape[1] * scale, 3)
+        want = (*restored_size(engine, image.shape[0], image.shape[1]), 3)
         if tuple(np.shape(out)) != want:
             raise IrxError(
                 f"the engine returned a frame of shape {np.shape(out)}, expected {want}; this is a bug in the engine"

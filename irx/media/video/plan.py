@@ -35,9 +35,36 @@ _DEFAULT_ENCODERS = {
     "avi": (("ffv1", "mpeg4"), ("ffv1",)),
 }
 KNOWN_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "mpeg4")
+# Encoders that take odd sizes with subsampled chroma (checked by tests/test_video_size.py); the others refuse.
+_ODD_SIZES_OK = frozenset({"libsvtav1", "libvpx-vp9", "ffv1", "mpeg4"})
+# Subsampled pixel format -> the same depth at full chroma resolution, which allows any size.
+_FULL_CHROMA = {
+    "yuv420p": "yuv444p", "yuv422p": "yuv444p", "nv12": "yuv444p",
+    "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le", "p010le": "yuv444p10le",
+    "yuv420p12le": "yuv444p12le", "yuv422p12le": "yuv444p12le",
+}
+# Hardware encoders are found by FFmpeg's capability flags; these are the formats and APIs irx lists.
+HARDWARE_FORMATS = ("h264", "hevc", "av1")
+_HARDWARE_APIS = {
+    "nvenc": "NVIDIA NVENC", "qsv": "Intel Quick Sync", "vaapi": "VA-API", "videotoolbox": "Apple VideoToolbox",
+    "amf": "AMD AMF", "mf": "Windows Media Foundation", "v4l2m2m": "V4L2 mem2mem", "vulkan": "Vulkan",
+    "mediacodec": "Android MediaCodec",
+}
+# Pixel formats that are GPU surfaces: irx hands encoders frames in memory, never these.
+_SURFACE_FORMATS = frozenset(
+    {"cuda", "qsv", "amf", "vaapi", "videotoolbox_vld", "d3d11", "d3d12", "dxva2_vld", "vulkan", "drm_prime",
+     "mediacodec", "opencl"}
+)
 # Visually near-transparent defaults: a restoration tool should not throw its work away in the encoder.
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libsvtav1": 28, "libvpx-vp9": 28, "mpeg4": 3}
 _PRESET_OPTION = {"libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "libvpx-vp9": "cpu-used"}
+# Hardware encoders by API: the option --crf sets (their constant-quality mode) and their presets.
+_HARDWARE_QUALITY = {"nvenc": "cq", "qsv": "global_quality", "vaapi": "qp", "amf": "qp_i"}
+_HARDWARE_PRESETS = {
+    "nvenc": ("preset", ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "slow", "medium", "fast", "hq", "ll", "llhq")),
+    "qsv": ("preset", ("veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")),
+    "amf": ("quality", ("speed", "balanced", "quality")),
+}
 # The presets each encoder takes, checked up front: x264 prints its own error lines for a bad one.
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 _PRESETS = {
@@ -99,8 +126,80 @@ class VideoOptions:
 
 
 def available_video_encoders() -> list[str]:
-    """The encoders irx knows how to drive that this PyAV's FFmpeg has."""
+    """The software encoders irx knows how to drive that this PyAV's FFmpeg has."""
     return [name for name in KNOWN_ENCODERS if _encoder(name) is not None]
+
+
+def hardware_video_encoders() -> list[str]:
+    """The H.264/HEVC/AV1 hardware encoders this PyAV's FFmpeg was built with (usable or not here)."""
+    return sorted(name for name in av.codecs_available if _hardware_api(name) is not None)
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """A video encoder of this FFmpeg build and whether it opens on this machine."""
+
+    name: str
+    format: str  # what it writes: h264, hevc, av1, vp9...
+    api: str  # "software" or the hardware API (NVIDIA NVENC, Intel Quick Sync...)
+    problem: str | None  # why it does not open here; None: it opened
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+
+def video_encoders() -> list[EncoderInfo]:
+    """Every encoder `codec` takes: irx's software ones (built into FFmpeg, they always open) and the
+    hardware ones, each opened once for real to see whether its device and driver are here."""
+    found = []
+    for name in available_video_encoders():
+        codec = _encoder(name)
+        found.append(EncoderInfo(name, codec.canonical_name if codec else name, "software", None))
+    for name in hardware_video_encoders():
+        codec = _encoder(name)
+        api = _hardware_api(name) or ""
+        found.append(EncoderInfo(name, codec.canonical_name if codec else name, _HARDWARE_APIS.get(api, api),
+                                 _open_problem(name)))
+    return found
+
+
+def _hardware_api(name: str) -> str | None:
+    """The API suffix (nvenc, qsv...) of a hardware H.264/HEVC/AV1 encoder; None for anything else."""
+    codec = _encoder(name)
+    if codec is None or codec.canonical_name not in HARDWARE_FORMATS:
+        return None
+    flags = av.codec.codec.Capabilities
+    if not codec.capabilities & (flags.hardware | flags.hybrid):
+        return None
+    return name.rsplit("_", 1)[-1]
+
+
+def _open_problem(
+    name: str, width: int = 256, height: int = 256, pix_fmt: str | None = None, options: dict[str, str] | None = None
+) -> str | None:
+    """Open the encoder as the video would; None when it opens, else FFmpeg's own reason in one line.
+
+    Hardware encoders are in many builds but open only with their device and driver ("Cannot load
+    libcuda.so.1"), so that is checked before the model loads rather than at the first frame.
+    """
+    context = av.CodecContext.create(name, "w")
+    context.width, context.height = width, height
+    context.pix_fmt = pix_fmt or next(iter(_formats(name)), "yuv420p")
+    context.time_base = Fraction(1, 25)
+    context.framerate = Fraction(25)
+    context.options = dict(options or {})
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # FFmpeg says why only in its log
+    try:
+        with av.logging.Capture() as logs:
+            context.open()
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        said = list(dict.fromkeys(" ".join(text.split()) for _, _, text in logs if text.strip()))
+        return "; ".join(said[:2]) if said else _ff_message(error)
+    finally:
+        av.logging.set_level(previous)
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,8 +209,10 @@ class _Plan:
     pix_fmt: str
     bit_depth: int  # of the output pixel format
     in_rgb: str  # rgb24 or rgb48le: how decoded frames are handed to the engine
-    width: int
+    width: int  # encoded size: the restored frames', padded to even where the pixel format needs it
     height: int
+    frame_width: int  # size of the restored frames
+    frame_height: int
     rate: Fraction | None
     time_base: Fraction  # encoder time base; output pts are in it
     codec_options: dict[str, str]
@@ -153,7 +254,7 @@ def _muxer_accepts(muxer: str, codec: str) -> bool:
 
 def _formats(codec: str) -> list[str]:
     found = _encoder(codec)
-    return [fmt.name for fmt in (found.video_formats or [])] if found else []
+    return [fmt.name for fmt in (found.video_formats or []) if fmt.name not in _SURFACE_FORMATS] if found else []
 
 
 def _is_rgb(pix_fmt: str) -> bool:
@@ -175,7 +276,7 @@ def _pick_pix_fmt(codec: str, info: VideoInfo, options: VideoOptions, warnings: 
     if source in formats and source in _KEEP_PIX_FMTS:
         return source
     if info.bit_depth > 8:
-        for candidate in ("yuv420p10le", "yuv420p12le", "yuv420p16le"):
+        for candidate in ("yuv420p10le", "yuv420p12le", "yuv420p16le", "p010le"):
             if candidate in formats:
                 return candidate
         warnings.append(f"encoder {codec} cannot store {info.bit_depth}-bit video; the output is 8-bit")
@@ -184,12 +285,53 @@ def _pick_pix_fmt(codec: str, info: VideoInfo, options: VideoOptions, warnings: 
     return formats[0]
 
 
+def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
+    """Whether the chroma planes are halved across, and down (4:2:0: both; 4:2:2: across)."""
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+    except (ValueError, TypeError):
+        return False, False
+    return fmt.chroma_width(2) < 2, fmt.chroma_height(2) < 2
+
+
+def _fit_odd_size(
+    codec: str, pix_fmt: str, width: int, height: int, options: VideoOptions, warnings: list[str]
+) -> tuple[str, tuple[int, int]]:
+    """Pixel format and encoded (height, width) for frames of an odd size.
+
+    x264, x265 and the hardware encoders refuse odd sizes with subsampled chroma (FFmpeg says only
+    "Generic error in an external library"). H.264/HEVC crop in chroma units and PyAV cannot set a
+    container's crop fields, so the exact size is kept by the 4:4:4 format of the same depth where the
+    encoder has it; where it does not, or the pixel format was asked for, the frames are padded (edge
+    pixels repeated) to even and the video is that much larger. Either way the warning says which.
+    """
+    across, down = _subsampled(pix_fmt)
+    odd = (across and width % 2) or (down and height % 2)
+    if not odd or codec in _ODD_SIZES_OK:
+        return pix_fmt, (height, width)
+    full = _FULL_CHROMA.get(pix_fmt)
+    if full in _formats(codec) and not options.pix_fmt:
+        warnings.append(
+            f"the output is {width}x{height}, an odd size {pix_fmt} cannot hold in {codec}; written as {full} "
+            "(full colour resolution) to keep the exact size"
+        )
+        return full, (height, width)
+    padded = (height + (height % 2 if down else 0), width + (width % 2 if across else 0))
+    warnings.append(
+        f"the output is {width}x{height}, an odd size {pix_fmt} cannot hold in {codec}; padded to "
+        f"{padded[1]}x{padded[0]} (edge pixels repeated)"
+    )
+    return pix_fmt, padded
+
+
 def _pick_codec(muxer: str, ext: str, info: VideoInfo, options: VideoOptions) -> str:
     if options.codec:
         if _encoder(options.codec) is None:
             raise UsageError(
-                f"encoder {options.codec!r} is not available in this PyAV/FFmpeg build; "
-                f"available: {', '.join(available_video_encoders()) or 'none'}"
+                f"encoder {options.codec!r} is not available in this PyAV/FFmpeg build; available: "
+                f"{', '.join(available_video_encoders() + hardware_video_encoders()) or 'none'} "
+                "(`irx video-encoders` says which open on this machine)",
+                param="codec",
             )
         if not _muxer_accepts(muxer, options.codec):
             raise UsageError(
@@ -227,7 +369,10 @@ def _sws_matrix(space: int, height: int) -> str:
     return "ITU709" if height >= 720 else "ITU601"
 
 
-def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: VideoOptions) -> tuple[_Plan, list[str]]:
+def _plan_output(
+    info: VideoInfo, stream: Any, dst: Path, size: tuple[int, int], options: VideoOptions
+) -> tuple[_Plan, list[str]]:
+    """The output plan for restored frames of ``size`` (height, width)."""
     ext = dst.suffix.lower()
     muxer = _MUXERS.get(ext)
     if muxer is None:
@@ -237,6 +382,8 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
     warnings: list[str] = []
     codec = _pick_codec(muxer, ext, info, options)
     pix_fmt = _pick_pix_fmt(codec, info, options, warnings)
+    frame_height, frame_width = size
+    pix_fmt, (height, width) = _fit_odd_size(codec, pix_fmt, frame_width, frame_height, options, warnings)
     depth = _bit_depth(pix_fmt)
     rate = info.fps
     time_base = info.time_base
@@ -252,6 +399,8 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
         if options.crf is not None:
             warnings.append("ffv1 is lossless; --crf is ignored")
         codec_options.update({"level": "3", "slicecrc": "1"})
+    elif (api := _hardware_api(codec)) is not None:
+        _hardware_options(codec, api, options, codec_options)
     elif crf is not None:
         codec_options["crf"] = str(crf)
     if codec == "libx265":
@@ -260,7 +409,7 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
         codec_options["row-mt"] = "1"
     if codec == "libsvtav1":
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner to stderr otherwise
-    if options.preset is not None:
+    if options.preset is not None and _hardware_api(codec) is None:
         key = _PRESET_OPTION.get(codec)
         if key is None:
             raise UsageError(f"encoder {codec} has no presets; drop the preset", param="preset")
@@ -285,19 +434,29 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
     if _is_rgb(pix_fmt):
         tags = (2, tags[1], tags[2], 0)  # AVCOL_SPC_RGB
     sar = stream.sample_aspect_ratio
+    if _hardware_api(codec) is not None:
+        problem = _open_problem(codec, width, height, pix_fmt, codec_options)
+        if problem:
+            raise UsageError(
+                f"encoder {codec} does not open on this machine ({problem}); choose another codec "
+                "(`irx video-encoders` lists the ones that open here)",
+                param="codec",
+            )
     plan = _Plan(
         muxer=muxer,
         codec=codec,
         pix_fmt=pix_fmt,
         bit_depth=depth,
         in_rgb="rgb48le" if info.bit_depth > 8 else "rgb24",
-        width=info.width * scale,
-        height=info.height * scale,
+        width=width,
+        height=height,
+        frame_width=frame_width,
+        frame_height=frame_height,
         rate=rate,
         time_base=time_base,
         codec_options=codec_options,
         container_options=container_options,
-        matrix=_sws_matrix(tags[3], info.height),
+        matrix=_sws_matrix(tags[3], info.height),  # the input's: the frames were decoded with it
         in_range=in_range,
         out_range=out_range,
         color_tags=tags,
@@ -306,6 +465,26 @@ def _plan_output(info: VideoInfo, stream: Any, dst: Path, scale: int, options: V
         qscale=qscale,
     )
     return plan, warnings
+
+
+def _hardware_options(codec: str, api: str, options: VideoOptions, codec_options: dict[str, str]) -> None:
+    """--crf and --preset in the hardware encoder's own terms (each API names them differently)."""
+    if options.crf is not None:
+        key = _HARDWARE_QUALITY.get(api)
+        if key is None:
+            raise UsageError(f"irx does not know the constant-quality setting of {codec}; drop crf", param="crf")
+        codec_options[key] = str(options.crf)
+        if api == "amf":  # AMF takes a QP per frame type in its constant-QP mode
+            codec_options.update({"rc": "cqp", "qp_p": str(options.crf), "qp_b": str(options.crf)})
+        if api == "vaapi":
+            codec_options["rc_mode"] = "CQP"
+    if options.preset is not None:
+        key, presets = _HARDWARE_PRESETS.get(api, (None, ()))
+        if key is None:
+            raise UsageError(f"encoder {codec} has no presets irx knows; drop the preset", param="preset")
+        if str(options.preset) not in presets:
+            raise UsageError(f"{codec} has no preset {options.preset!r}; choose one of: {', '.join(presets)}")
+        codec_options[key] = str(options.preset)
 
 
 def _add_video_stream(container: Any, plan: _Plan) -> Any:
@@ -341,6 +520,9 @@ def _to_engine(frame: Any, plan: _Plan) -> np.ndarray:
 
 
 def _from_engine(image: np.ndarray, plan: _Plan, pts: int, duration: int) -> Any:
+    pad = (plan.height - image.shape[0], plan.width - image.shape[1])
+    if pad != (0, 0):  # odd size padded to what the encoder takes (see _fit_odd_size)
+        image = np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
     if plan.bit_depth > 8:
         data = (np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
         frame = av.VideoFrame.from_ndarray(data, format="rgb48le")
