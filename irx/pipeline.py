@@ -26,6 +26,7 @@ from irx import _stages
 from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
+from irx.finish import alpha_as_grey, blend, pixel_strength, resize_pixels
 from irx.media.image_io import DecodedImage, read_image, write_image
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
@@ -67,6 +68,9 @@ class PipelineOptions:
     task: str = "restored"  # recorded in the output folder's ledger (irx.media.outputs)
     strict: bool = False  # an input the decoder reports as damaged fails instead of being restored with a warning
     claims: bool = True  # claim each output first, so concurrent runs on one folder share the work
+    strength: float = 1.0  # irx.finish: 0 the input, 1 the model's output
+    alpha: str = "model"  # upscaling: alpha restored by the model ("model") or only resized ("resize")
+    faces: Any = None  # a callable giving the irx.faces.FaceRestorer to paste faces with (loaded on first use)
 
 
 class _Run:
@@ -91,6 +95,7 @@ class _Run:
     def succeeded(self, job: Job) -> None:
         with self.lock:
             self.summary.processed.append(job.name)
+            self.summary.outputs[job.name] = str(job.output)
         self.reporter.file_done(job.name)
 
     def failed(self, name: str, error: BaseException | str) -> None:
@@ -209,18 +214,38 @@ class _Run:
         return job, decoded
 
     def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
+        images = [decoded.pixels for _, decoded in batch]
+        # Upscaling: each alpha channel goes through the model too, as a grey image in the same call.
+        model_alpha = [i for i, (_, decoded) in enumerate(batch) if self._alpha_by_model(engine, decoded)]
+        images += [alpha_as_grey(batch[i][1].alpha) for i in model_alpha]
         try:
-            outputs = engine.restore([decoded.pixels for _, decoded in batch])
+            outputs = engine.restore(images)
         except Exception as error:  # noqa: BLE001
             for job, _ in batch:
                 self.failed(job.name, error)
                 self.release(job.output)
                 self.slots.release()
             return
-        for (job, decoded), pixels in zip(batch, outputs):
-            restored = finish_image(decoded, pixels, engine.scale, self.options.out_scale)
+        alphas = dict(zip(model_alpha, outputs[len(batch):]))
+        strength = pixel_strength(engine.descriptor, self.options.strength)
+        faces = self._faces()  # a face model that cannot be had stops the run (one message, not one per file)
+        for index, ((job, decoded), pixels) in enumerate(zip(batch, outputs)):
+            try:
+                restored = finish_image(decoded, pixels, engine.scale, self.options.out_scale,
+                                        model_alpha=alphas.get(index), strength=strength, faces=faces)
+            except Exception as error:  # noqa: BLE001 - e.g. a face model that fails on this image
+                self.failed(job.name, error)
+                self.release(job.output)
+                self.slots.release()
+                continue
             future = self.encode_pool.submit(self._write, job, restored)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
+
+    def _alpha_by_model(self, engine: Engine, decoded: DecodedImage) -> bool:
+        return decoded.alpha is not None and self.options.alpha == "model" and (self.options.out_scale or engine.scale) != 1
+
+    def _faces(self) -> Any:
+        return self.options.faces() if self.options.faces is not None else None
 
     def _write(self, job: Job, image: DecodedImage) -> Path:
         return write_image(  # atomic; creates the output's folders
@@ -256,18 +281,32 @@ def fit_to_scale(
     height, width = source_size
     target_scale = out_scale or model_scale
     target = (width * target_scale, height * target_scale)
-    if (pixels.shape[1], pixels.shape[0]) != target:
-        shrinking = pixels.shape[1] > target[0]
-        resized = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-        pixels = np.clip(resized.reshape(target[1], target[0], -1), 0, 1).astype(np.float32)
+    pixels = resize_pixels(pixels, target)
     if alpha is not None and target_scale != 1:
         alpha = np.clip(cv2.resize(alpha, target, interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
     return pixels, alpha
 
 
-def finish_image(decoded: DecodedImage, pixels: np.ndarray, model_scale: int, out_scale: int | None) -> DecodedImage:
-    """Fit the model output to the requested scale and bring the alpha channel along."""
+def finish_image(
+    decoded: DecodedImage,
+    pixels: np.ndarray,
+    model_scale: int,
+    out_scale: int | None,
+    *,
+    model_alpha: np.ndarray | None = None,
+    strength: float = 1.0,
+    faces: Any = None,
+) -> DecodedImage:
+    """Fit the model output to the requested scale, blend it with the input by ``strength`` (irx.finish),
+    bring the alpha channel along (``model_alpha``: the model's output for it, else it is resized) and
+    paste the faces ``faces`` (an irx.faces.FaceRestorer) restores."""
     pixels, alpha = fit_to_scale(pixels, decoded.alpha, decoded.pixels.shape[:2], model_scale, out_scale)
+    if model_alpha is not None and alpha is not None:
+        restored_alpha = resize_pixels(model_alpha[..., 0], (alpha.shape[1], alpha.shape[0]))
+        alpha = blend(decoded.alpha, restored_alpha, strength)
+    pixels = blend(decoded.pixels, pixels, strength)
+    if faces is not None:
+        pixels = faces.apply(decoded.pixels, pixels)
     return replace(decoded, pixels=pixels, alpha=alpha)
 
 
@@ -340,7 +379,7 @@ def _run_video(run: _Run, job: Job) -> None:
         result = video.restore_video(  # atomic; creates the output's folders
             job.source,
             job.output,
-            _ScaledEngine(run.engines[0], run.options.out_scale),
+            _ScaledEngine(run.engines[0], run.options.out_scale, run.options.strength, run.options.faces),
             options,
             on_progress=lambda done, total: run.reporter.video_progress(job.name, done, total),
         )
@@ -362,19 +401,31 @@ def _run_video(run: _Run, job: Job) -> None:
 
 
 class _ScaledEngine:
-    """An engine whose output is resized to the requested --scale (video frames have no alpha)."""
+    """An engine whose output is resized to the requested --scale, blended by strength and given restored
+    faces, as images are (video frames have no alpha)."""
 
-    def __init__(self, engine: Engine, out_scale: int | None) -> None:
+    def __init__(self, engine: Engine, out_scale: int | None, strength: float = 1.0, faces: Any = None) -> None:
         self.engine = engine
         self.scale = out_scale or engine.scale
-        self.fingerprint = f"{engine.fingerprint}:out_x{self.scale}"
+        self.strength = pixel_strength(engine.descriptor, strength)
+        self.faces = faces
+        # Resumed segments must come from the same settings: strength and faces change every frame.
+        extra = (f":s{strength:g}" if strength != 1 else "") + (":faces" if faces is not None else "")
+        self.fingerprint = f"{engine.fingerprint}:out_x{self.scale}{extra}"
 
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = self.engine.restore(images)
-        if self.scale == self.engine.scale:
+        if self.scale != self.engine.scale:
+            outputs = [
+                fit_to_scale(out, None, image.shape[:2], self.engine.scale, self.scale)[0]
+                for image, out in zip(images, outputs)
+            ]
+        if self.strength == 1 and self.faces is None:
             return outputs
-        return [
-            fit_to_scale(out, None, image.shape[:2], self.engine.scale, self.scale)[0]
-            for image, out in zip(images, outputs)
-        ]
+        faces = self.faces() if self.faces is not None else None
+        finished = []
+        for image, out in zip(images, outputs):  # video frames are float32 RGB in [0, 1]
+            out = blend(image, out, self.strength)
+            finished.append(faces.apply(image, out) if faces is not None else out)
+        return finished
 
