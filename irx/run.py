@@ -156,9 +156,15 @@ def _build_engine(resolved: Any, spec: Any, settings: RestoreSettings, device: A
 
 
 def _load_faces(settings: RestoreSettings, device: Any) -> Any:
+    from irx.errors import ModelError  # noqa: PLC0415
     from irx.faces import FaceRestorer  # noqa: PLC0415
 
-    return FaceRestorer.from_names(settings.face_model, device=str(device), offline=settings.offline or None)
+    try:
+        return FaceRestorer.from_names(settings.face_model, device=str(device), offline=settings.offline or None)
+    except ModelError as error:
+        # irx.faces speaks of `irx faces`' --model; here the face model is the face_model setting.
+        message = str(error).replace("--model FILE", "face_model FILE")
+        raise ModelError(message, param="face_model" if message != str(error) else None) from None
 
 
 def _check_output_file(inputs: list[str], output: Path | None) -> None:
@@ -170,9 +176,9 @@ def _check_output_file(inputs: list[str], output: Path | None) -> None:
         return
     if len(inputs) == 1 and os.path.isfile(inputs[0]):
         return
-    what = f"{len(inputs)} inputs" if len(inputs) > 1 else f"{inputs[0]} is not one file"
+    what = f"there are {len(inputs)} inputs" if len(inputs) > 1 else f"{inputs[0]} is not one file"
     raise UsageError(
-        f"output {output} names one file, but {what}: give a folder for output (e.g. {output.with_suffix('')}/)",
+        f"output {output} is one file name, but {what}; give a folder instead (e.g. {output.with_suffix('')}/)",
         param="output",
     )
 
