@@ -207,3 +207,23 @@ def test_model_alpha_follows_strength(rgba, tiny_upscaler, tmp_path):
     out = restore(path, tiny_upscaler, "upscale", tmp_path / "s0.png", strength=0.0)
     resized = np.clip(cv2.resize(alpha.astype(np.float32) / 255, (48, 40), interpolation=cv2.INTER_CUBIC), 0, 1)
     assert np.array_equal(out[..., 3], quantize(resized))
+
+
+def test_video_frames_get_strength_too(tmp_path, tiny_denoiser):
+    pytest.importorskip("av")
+    from tests.test_video import make_video, read_video
+
+    # FFV1 in RGB is lossless, so strength 0 must give every frame back exactly, and 0.5 the blend.
+    src = make_video(tmp_path / "clip.mkv", codec="ffv1", pix_fmt="bgr0", size=(24, 16), n=4, audio=None)
+    frames = {}
+    for strength in (0.0, 0.5, 1.0):
+        out = tmp_path / f"s{strength}.mkv"
+        summary = irx.restore_files([src], model=str(tiny_denoiser), task="denoise", output=out,
+                                    settings=settings(strength=strength, codec="ffv1"))
+        assert summary.processed == [str(src)], summary.failed
+        frames[strength] = read_video(out)["frames"]
+    source = read_video(src)["frames"]
+    for x, zero, half, full in zip(source, frames[0.0], frames[0.5], frames[1.0]):
+        assert np.array_equal(zero, x) and not np.array_equal(full, x)
+        expected = (x.astype(np.float32) + full.astype(np.float32)) / 2
+        assert np.abs(half.astype(np.float32) - expected).max() <= 1.0
