@@ -86,6 +86,8 @@ class RestoreSettings:
             raise UsageError("scale must be at least 1", param="scale")
         if not 0.0 <= self.strength <= 1.0:
             raise UsageError(f"strength must be between 0 and 1, not {self.strength:g}", param="strength")
+        if self.face_model is not None and not self.faces:
+            raise UsageError("face_model needs faces (it chooses the model that restores them)", param=("face_model", "faces"))
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {self.alpha!r}", param="alpha")
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)

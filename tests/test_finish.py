@@ -183,7 +183,7 @@ def test_upscaling_restores_alpha_with_the_model_as_a_grey_image(rgba, tiny_upsc
     grey = torch.from_numpy(alpha.astype(np.float32) / 255)[None, None].expand(1, 3, -1, -1)
     with torch.inference_mode():
         expected = descriptor(grey).mean(dim=1)[0].numpy()
-    assert np.abs(out[..., 3].astype(int) - quantize(expected).astype(int)).max() <= 1
+    assert np.array_equal(out[..., 3], quantize(expected))
     resized = quantize(np.clip(cv2.resize(alpha.astype(np.float32) / 255, (48, 40), interpolation=cv2.INTER_CUBIC), 0, 1))
     assert (out[..., 3] != resized).mean() > 0.5  # the model's alpha, not the resized one
     # The colour is what it is without alpha: the alpha rode along in the same call, separately.
@@ -200,6 +200,11 @@ def test_alpha_resize_keeps_todays_output_and_1x_tasks_keep_alpha(rgba, tiny_ups
     assert np.array_equal(same[..., 3], alpha)
     with pytest.raises(UsageError, match="alpha must be one of model, resize"):
         settings(alpha="blur")
+
+
+def test_a_face_model_without_faces_is_refused(photo, tiny_denoiser):
+    result = CliRunner().invoke(app, ["denoise", str(photo), "--model", str(tiny_denoiser), "--face-model", "codeformer"])
+    assert result.exit_code == 2 and "--face-model needs --faces" in result.output
 
 
 def test_model_alpha_follows_strength(rgba, tiny_upscaler, tmp_path):
