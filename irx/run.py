@@ -4,9 +4,10 @@
     print(summary.to_json())
 
 It plans every job before any work (irx.media.sources: outputs checked against every input, each input in
-exactly one of processed / skipped / failed), resolves and loads the model, builds one engine per device,
-shards the files across torchrun ranks and streams images and videos through irx.pipeline. The CLI's
-restore commands, the benchmarks and any other runner call it; they only word and print the result.
+exactly one of processed / skipped / failed), shards the files across torchrun ranks, streams images and
+videos through irx.pipeline, and resolves and loads the model (one engine per device) only once a file
+needs it. The CLI's restore commands, the benchmarks and any other runner call it; they only word and
+print the result.
 """
 
 from __future__ import annotations
@@ -174,13 +175,17 @@ def _check_output_file(inputs: list[str], output: Path | None) -> None:
 
     if output is None or kind_of(output) is None or output.is_dir():
         return
-    if len(inputs) == 1 and os.path.isfile(inputs[0]):
-        return
-    what = f"there are {len(inputs)} inputs" if len(inputs) > 1 else f"{inputs[0]} is not one file"
+    if len(inputs) == 1 and not os.path.isdir(inputs[0]) and (os.path.lexists(inputs[0]) or not _is_pattern(inputs[0])):
+        return  # one file (a missing one is the plan's to report)
+    what = f"there are {len(inputs)} inputs" if len(inputs) > 1 else f"{inputs[0]} may be several files"
     raise UsageError(
         f"output {output} is one file name, but {what}; give a folder instead (e.g. {output.with_suffix('')}/)",
         param="output",
     )
+
+
+def _is_pattern(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
 
 
 def _check_video_outputs(jobs: list[Any], options: Any) -> None:

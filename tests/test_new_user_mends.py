@@ -130,3 +130,10 @@ def test_a_rerun_with_only_broken_files_left_loads_no_model(tmp_path, tiny_denoi
         assert [f["path"] for f in summary["failed"]] == [str(folder / "broken.png")]
         assert summary["skipped"] == [str(folder / "good.png")] and summary["model"] is None
     assert calls == []
+
+
+def test_one_missing_input_with_an_output_file_is_still_a_plain_failure(tmp_path, tiny_denoiser):
+    result = invoke("denoise", tmp_path / "nope.png", "-o", tmp_path / "out.png", "--model", tiny_denoiser, "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["failed"][0]["reason"] == "no such file or folder"
+    pattern = invoke("denoise", tmp_path / "*.png", "-o", tmp_path / "out.png", "--model", tiny_denoiser)
+    assert pattern.exit_code == 2 and "may be several files" in pattern.output
