@@ -26,6 +26,7 @@ from irx import _stages
 from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
+from irx.finish import alpha_as_grey, blend, pixel_strength, resize_pixels
 from irx.media.image_io import DecodedImage, read_image, write_image
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
@@ -69,6 +70,9 @@ class PipelineOptions:
     task: str = "restored"  # recorded in the output folder's ledger (irx.media.outputs)
     strict: bool = False  # an input the decoder reports as damaged fails instead of being restored with a warning
     claims: bool = True  # claim each output first, so concurrent runs on one folder share the work
+    strength: float = 1.0  # irx.finish: 0 the input, 1 the model's output
+    alpha: str = "model"  # upscaling: alpha restored by the model ("model") or only resized ("resize")
+    faces: Any = None  # a callable giving the irx.faces.FaceRestorer to paste faces with (loaded on first use)
 
 
 class _Run:
@@ -93,6 +97,7 @@ class _Run:
     def succeeded(self, job: Job) -> None:
         with self.lock:
             self.summary.processed.append(job.name)
+            self.summary.outputs[job.name] = str(job.output)
         self.reporter.file_done(job.name)
 
     def failed(self, name: str, error: BaseException | str) -> None:
@@ -211,19 +216,39 @@ class _Run:
         return job, decoded
 
     def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
+        images = [decoded.pixels for _, decoded in batch]
+        # Upscaling: each alpha channel goes through the model too, as a grey image in the same call.
+        model_alpha = [i for i, (_, decoded) in enumerate(batch) if self._alpha_by_model(engine, decoded)]
+        images += [alpha_as_grey(batch[i][1].alpha) for i in model_alpha]
         try:
-            outputs = engine.restore([decoded.pixels for _, decoded in batch])
+            outputs = engine.restore(images)
         except Exception as error:  # noqa: BLE001
             for job, _ in batch:
                 self.failed(job.name, error)
                 self.release(job.output)
                 self.slots.release()
             return
-        for (job, decoded), pixels in zip(batch, outputs):
-            size = (self.options.out_scale, self.options.out_width, self.options.out_height)
-            restored = finish_image(decoded, pixels, engine.scale, *size)
+        alphas = dict(zip(model_alpha, outputs[len(batch):]))
+        strength = pixel_strength(engine.descriptor, self.options.strength)
+        faces = self._faces()  # a face model that cannot be had stops the run (one message, not one per file)
+        size = (self.options.out_scale, self.options.out_width, self.options.out_height)
+        for index, ((job, decoded), pixels) in enumerate(zip(batch, outputs)):
+            try:
+                restored = finish_image(decoded, pixels, engine.scale, *size,
+                                        model_alpha=alphas.get(index), strength=strength, faces=faces)
+            except Exception as error:  # noqa: BLE001 - e.g. a face model that fails on this image
+                self.failed(job.name, error)
+                self.release(job.output)
+                self.slots.release()
+                continue
             future = self.encode_pool.submit(self._write, job, restored)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
+
+    def _alpha_by_model(self, engine: Engine, decoded: DecodedImage) -> bool:
+        return decoded.alpha is not None and self.options.alpha == "model" and (self.options.out_scale or engine.scale) != 1
+
+    def _faces(self) -> Any:
+        return self.options.faces() if self.options.faces is not None else None
 
     def _write(self, job: Job, image: DecodedImage) -> Path:
         return write_image(  # atomic; creates the output's folders
@@ -273,7 +298,8 @@ def _round(value: float) -> int:
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to (height, width): area averaging when shrinking (no aliasing), Lanczos when enlarging."""
+    """Resize a model output to (height, width): area averaging when shrinking (no aliasing), Lanczos when
+    enlarging (sharper than the bicubic irx.finish.resize_pixels uses for inputs and alpha)."""
     height, width = size
     shrinking = width <= array.shape[1] and height <= array.shape[0]
     resized = cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
@@ -290,12 +316,13 @@ def fit_to_scale(
     width: int | None = None,
     height: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Resize a model output (and the source's alpha) to the asked size (see `output_size`)."""
+    """Resize a model output (and the source's alpha, as irx resizes inputs) to the asked size (see
+    `output_size`)."""
     target = output_size(source_size, model_scale, out_scale, width, height)
     if pixels.shape[:2] != target:
         pixels = _resize(pixels, target)
     if alpha is not None and alpha.shape[:2] != target:
-        alpha = _resize(alpha, target)
+        alpha = resize_pixels(alpha, (target[1], target[0]))
     return pixels, alpha
 
 
@@ -306,9 +333,21 @@ def finish_image(
     out_scale: float | None,
     width: int | None = None,
     height: int | None = None,
+    *,
+    model_alpha: np.ndarray | None = None,
+    strength: float = 1.0,
+    faces: Any = None,
 ) -> DecodedImage:
-    """Fit the model output to the asked size and bring the alpha channel along."""
+    """Fit the model output to the asked size, blend it with the input by ``strength`` (irx.finish),
+    bring the alpha channel along (``model_alpha``: the model's output for it, else it is resized) and
+    paste the faces ``faces`` (an irx.faces.FaceRestorer) restores."""
     pixels, alpha = fit_to_scale(pixels, decoded.alpha, decoded.pixels.shape[:2], model_scale, out_scale, width, height)
+    if model_alpha is not None and alpha is not None:
+        restored_alpha = resize_pixels(model_alpha[..., 0], (alpha.shape[1], alpha.shape[0]))
+        alpha = blend(decoded.alpha, restored_alpha, strength)
+    pixels = blend(decoded.pixels, pixels, strength)
+    if faces is not None:
+        pixels = faces.apply(decoded.pixels, pixels)
     return replace(decoded, pixels=pixels, alpha=alpha)
 
 
@@ -381,7 +420,8 @@ def _run_video(run: _Run, job: Job) -> None:
         result = video.restore_video(  # atomic; creates the output's folders
             job.source,
             job.output,
-            _ScaledEngine(run.engines[0], run.options.out_scale, run.options.out_width, run.options.out_height),
+            _ScaledEngine(run.engines[0], run.options.out_scale, run.options.out_width, run.options.out_height,
+                          run.options.strength, run.options.faces),
             options,
             on_progress=lambda done, total: run.reporter.video_progress(job.name, done, total),
         )
@@ -403,23 +443,43 @@ def _run_video(run: _Run, job: Job) -> None:
 
 
 class _ScaledEngine:
-    """An engine whose frames are resized to the asked size (video frames have no alpha)."""
+    """An engine whose output is resized to the asked size, blended by strength and given restored faces,
+    as images are (video frames have no alpha)."""
 
     def __init__(
-        self, engine: Engine, out_scale: float | None, width: int | None = None, height: int | None = None
+        self,
+        engine: Engine,
+        out_scale: float | None,
+        width: int | None = None,
+        height: int | None = None,
+        strength: float = 1.0,
+        faces: Any = None,
     ) -> None:
         self.engine = engine
         self.scale = engine.scale  # the model's; output_size says what the frames become
         self._size = (out_scale, width, height)
+        self.strength = pixel_strength(getattr(engine, "descriptor", None), strength)
+        self.faces = faces
+        # Resumed segments must come from the same settings: size, strength and faces change every frame.
+        extra = (f":s{strength:g}" if strength != 1 else "") + (":faces" if faces is not None else "")
         fingerprint = getattr(engine, "fingerprint", type(engine).__name__)
-        self.fingerprint = f"{fingerprint}:out_x{out_scale or engine.scale}:{width or '-'}x{height or '-'}"
+        self.fingerprint = f"{fingerprint}:out_x{out_scale or engine.scale}:{width or '-'}x{height or '-'}{extra}"
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return output_size((height, width), self.engine.scale, *self._size)
 
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         outputs = self.engine.restore(images)
-        return [
+        outputs = [
             fit_to_scale(out, None, image.shape[:2], self.engine.scale, *self._size)[0]
             for image, out in zip(images, outputs)
         ]
+        if self.strength == 1 and self.faces is None:
+            return outputs
+        faces = self.faces() if self.faces is not None else None
+        finished = []
+        for image, out in zip(images, outputs):  # video frames are float32 RGB in [0, 1]
+            out = blend(image, out, self.strength)
+            finished.append(faces.apply(image, out) if faces is not None else out)
+        return finished
+

@@ -4,19 +4,21 @@
     print(summary.to_json())
 
 It plans every job before any work (irx.media.sources: outputs checked against every input, each input in
-exactly one of processed / skipped / failed), resolves and loads the model, builds one engine per device,
-shards the files across torchrun ranks and streams images and videos through irx.pipeline. The CLI's
-restore commands, the benchmarks and any other runner call it; they only word and print the result.
+exactly one of processed / skipped / failed), shards the files across torchrun ranks, streams images and
+videos through irx.pipeline, and resolves and loads the model (one engine per device) only once a file
+needs it. The CLI's restore commands, the benchmarks and any other runner call it; they only word and
+print the result.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from irx.errors import InputError, IrxWarning, UsageError
 from irx.settings import RestoreSettings
@@ -24,6 +26,8 @@ from irx.summary import RunSummary
 from irx.tasks import get_task
 
 __all__ = ["restore_files"]
+
+T = TypeVar("T")
 
 
 def restore_files(
@@ -44,8 +48,7 @@ def restore_files(
     caller that must report on an error (the CLI's --json) sees what was decided before it.
     Raises UsageError/ModelError for run-level problems; a bad file is a failure in the summary, never fatal.
     """
-    from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
-    from irx.engine import Engine, rank_devices, resolve_devices  # noqa: PLC0415
+    from irx.engine import rank_devices, resolve_devices  # noqa: PLC0415 - torch only when work starts
     from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
     from irx.pipeline import SilentReporter, run_pipeline  # noqa: PLC0415
     from irx.zoo import model_scale_for  # noqa: PLC0415
@@ -69,8 +72,11 @@ def restore_files(
     # Under torchrun each process takes its own shard of the files and one GPU (its LOCAL_RANK).
     rank, world = distributed_shard()
     names = [str(item) for item in inputs]
+    _check_output_file(names, Path(output) if output is not None else None)
+    # The format of derived output names (an -o file name keeps its own): the user's, else the task's.
+    out_format = settings.out_format or (spec.output_format if spec is not None else None)
     plan = plan_jobs(names, suffix=suffix, output=Path(output) if output is not None else None,
-                     recursive=settings.recursive, out_format=settings.out_format,
+                     recursive=settings.recursive, out_format=out_format,
                      skip_existing=settings.skip_existing, shard=(rank, world))
     if not plan.jobs and not plan.skipped and not plan.failures:
         raise UsageError(f"no images or videos found in {' '.join(names)} (use recursive for sub-folders)", param="recursive")
@@ -91,19 +97,108 @@ def restore_files(
     if not plan.jobs:
         return summary
 
+    # Nothing is loaded (nor downloaded) until a decoded image or a video needs it: a rerun whose only
+    # remaining files are broken reports them without loading the model or touching the network.
     model_scale = model_scale_for(spec.name, settings.scale) if spec is not None else None
+    resolved = _Once(lambda: _resolve_model(model, spec, settings, summary, model_scale))
     engines = [
-        Engine(
-            load_model(model, task=suffix if spec is not None else None, scale=model_scale, device=dev,
-                       offline=settings.offline or None, trust_remote_code=settings.trust_remote_code),
-            device=dev,
-            on_tiles=reporter.tiles,
-            **settings.engine_kwargs(),
-        )
-        for dev in devices
+        _LazyEngine(_Once(lambda dev=dev, first=(i == 0): _build_engine(resolved(), spec, settings, dev, reporter, first)))
+        for i, dev in enumerate(devices)
     ]
-    _say_when_resized(engines[0].scale, settings, model or f"the default {suffix} model")
-    return run_pipeline(plan.jobs, engines, settings.pipeline_options(suffix, video), reporter, summary)
+    options = settings.pipeline_options(suffix, video)
+    if settings.faces:
+        options.faces = _Once(lambda: _load_faces(settings, devices[0]))
+    return run_pipeline(plan.jobs, engines, options, reporter, summary)
+
+
+class _Once(Generic[T]):
+    """A value made on the first call and shared by every later one (and every thread)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._made = False
+        self._value: Any = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            if not self._made:
+                self._value = self._make()
+                self._made = True
+            return self._value
+
+
+class _LazyEngine:
+    """An irx.engine.Engine built on first use; every attribute is the built engine's."""
+
+    def __init__(self, build: _Once[Any]) -> None:
+        self._build = build
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)
+
+
+def _resolve_model(
+    model: str | None, spec: Any, settings: RestoreSettings, summary: RunSummary, model_scale: int | None
+) -> Any:
+    """Find (and download if needed) the weights once for all devices; the summary names what runs."""
+    from irx.zoo import resolve  # noqa: PLC0415
+
+    resolved = resolve(model, spec.name if spec is not None else None, scale=model_scale,
+                       offline=settings.offline or None)
+    summary.model = resolved.record.name if resolved.record is not None else Path(resolved.path).name
+    if resolved.origin == "fallback":
+        summary.model_note = f"bundled; {resolved.fallback_reason}"
+    return resolved
+
+
+def _build_engine(
+    resolved: Any, spec: Any, settings: RestoreSettings, device: Any, reporter: Any, first: bool
+) -> Any:
+    from irx.api import load_model  # noqa: PLC0415
+    from irx.engine import Engine  # noqa: PLC0415
+    from irx.finish import with_model_strength  # noqa: PLC0415
+
+    descriptor = load_model(resolved.path, task=spec.name if spec is not None else None, device=device,
+                            offline=settings.offline or None, trust_remote_code=settings.trust_remote_code)
+    descriptor, _ = with_model_strength(descriptor, settings.strength)
+    engine = Engine(descriptor, device=device, on_tiles=reporter.tiles, **settings.engine_kwargs())
+    if first:
+        name = resolved.record.name if resolved.record is not None else Path(resolved.path).name
+        _say_when_resized(engine.scale, settings, name)
+    return engine
+
+
+def _load_faces(settings: RestoreSettings, device: Any) -> Any:
+    from irx.errors import ModelError  # noqa: PLC0415
+    from irx.faces import FaceRestorer  # noqa: PLC0415
+
+    try:
+        return FaceRestorer.from_names(settings.face_model, device=str(device), offline=settings.offline or None)
+    except ModelError as error:
+        # irx.faces speaks of `irx faces`' --model; here the face model is the face_model setting.
+        message = str(error).replace("--model FILE", "face_model FILE")
+        raise ModelError(message, param="face_model" if message != str(error) else None) from None
+
+
+def _check_output_file(inputs: list[str], output: Path | None) -> None:
+    """An output that names an image or video file takes exactly one input file (else a folder of that
+    name would be made for several outputs)."""
+    from irx.media.sources import kind_of  # noqa: PLC0415
+
+    if output is None or kind_of(output) is None or output.is_dir():
+        return
+    if len(inputs) == 1 and not os.path.isdir(inputs[0]) and (os.path.lexists(inputs[0]) or not _is_pattern(inputs[0])):
+        return  # one file (a missing one is the plan's to report)
+    what = f"there are {len(inputs)} inputs" if len(inputs) > 1 else f"{inputs[0]} may be several files"
+    raise UsageError(
+        f"output {output} is one file name, but {what}; give a folder instead (e.g. {output.with_suffix('')}/)",
+        param="output",
+    )
+
+
+def _is_pattern(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
 
 
 def _say_when_resized(model_scale: int, settings: RestoreSettings, model: str) -> None:

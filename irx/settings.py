@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from irx.errors import UsageError
 
+ALPHA_MODES = ("model", "resize")
+
 if TYPE_CHECKING:
     from irx.media.video import VideoOptions
     from irx.pipeline import PipelineOptions
@@ -46,6 +48,11 @@ class RestoreSettings:
     out_format: str | None = None
     quality: int | None = None
     strict: bool = False
+    # what is done with the model's output
+    strength: float = 1.0  # 0: the input, 1: the model's output; between, a blend (or the model's own level)
+    alpha: str = "model"  # upscaling: "model" restores alpha with the model, "resize" only resizes it
+    faces: bool = False  # restore the faces of the input and paste them into the output (irx.faces)
+    face_model: str | None = None  # zoo name or file; None: irx.faces' default
     # video
     codec: str | None = None
     crf: int | None = None
@@ -86,6 +93,12 @@ class RestoreSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1 pixel, not {value}", param=name)
+        if not 0.0 <= self.strength <= 1.0:
+            raise UsageError(f"strength must be between 0 and 1, not {self.strength:g}", param="strength")
+        if self.face_model is not None and not self.faces:
+            raise UsageError("face_model needs faces (it chooses the model that restores them)", param=("face_model", "faces"))
+        if self.alpha not in ALPHA_MODES:
+            raise UsageError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {self.alpha!r}", param="alpha")
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
 
     def with_(self, **changes: Any) -> RestoreSettings:
@@ -109,4 +122,5 @@ class RestoreSettings:
 
         return PipelineOptions(out_scale=self.scale, out_width=self.width, out_height=self.height,
                                out_format=self.out_format, quality=self.quality,
-                               overwrite=not self.skip_existing, video=video, task=task, strict=self.strict)
+                               overwrite=not self.skip_existing, video=video, task=task, strict=self.strict,
+                               strength=self.strength, alpha=self.alpha)

@@ -15,6 +15,9 @@ class RunSummary:
     warnings: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None  # set when the run as a whole stopped (bad usage, model error, interrupt)
+    outputs: dict[str, str] = field(default_factory=dict)  # input -> the file written for it
+    model: str | None = None  # the model that ran (None when no file needed one)
+    model_note: str | None = None  # e.g. why a bundled fallback ran instead of the default
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -24,7 +27,11 @@ class RunSummary:
             "warnings": self.warnings,
             "counts": {"processed": len(self.processed), "skipped": len(self.skipped), "failed": len(self.failed)},
             "seconds": round(self.seconds, 3),
+            "outputs": self.outputs,
+            "model": self.model,
         }
+        if self.model_note is not None:
+            data["model_note"] = self.model_note
         if self.error is not None:
             data["error"] = self.error
         return data

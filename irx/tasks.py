@@ -50,6 +50,9 @@ class TaskSpec:
     # The output is `scale` times the input: models, zoo records and metrics carry a scale
     # (SR crops `scale` border pixels, as BasicSR does).
     has_scale: bool = False
+    # The image format written when the user names none (None: the input's own). dejpeg writes a
+    # lossless one: JPEG again would add back the artefacts it removed.
+    output_format: str | None = None
 
 
 _SPECS: tuple[TaskSpec, ...] = (
@@ -184,6 +187,7 @@ _SPECS: tuple[TaskSpec, ...] = (
             Variant("q20 re-saved from q70", {"quality": 20, "prior": 70}, held_out=True),
         ),
         baselines=("input",),
+        output_format="png",
     ),
     TaskSpec(
         name="lowlight",

@@ -188,8 +188,9 @@ def test_16bit_grey_and_alpha_fidelity(tmp_path, tiny_denoiser, tiny_upscaler):
     with Image.open(out / "alpha.png") as im:
         assert im.mode == "RGBA" and np.all(np.asarray(im)[..., 3] == 7)  # 1x: alpha carried over
     up = tmp_path / "up"
-    assert invoke("upscale", tmp_path / "alpha.png", "-o", up / "alpha.png", "--model", tiny_upscaler, "-q").exit_code == 0
-    with Image.open(up / "alpha.png") as im:
+    args = ("upscale", tmp_path / "alpha.png", "-o", up / "alpha.png", "--model", tiny_upscaler, "--alpha", "resize", "-q")
+    assert invoke(*args).exit_code == 0
+    with Image.open(up / "alpha.png") as im:  # --alpha resize: the alpha channel is only resized
         assert im.size == (32, 32) and im.mode == "RGBA" and np.all(np.asarray(im)[..., 3] == 7)
 
 
@@ -237,7 +238,9 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(photos, tiny_denois
 def test_json_schema(photos, tiny_denoiser, tmp_path):
     result = invoke("denoise", photos / "a.png", tmp_path / "missing.png", "--model", tiny_denoiser, "--json")
     summary = json.loads(result.stdout)
-    assert set(summary) == {"processed", "skipped", "failed", "warnings", "counts", "seconds"}
+    assert set(summary) == {"processed", "skipped", "failed", "warnings", "counts", "seconds", "outputs", "model"}
+    assert summary["outputs"] == {str(photos / "a.png"): str(photos / "a_denoise.png")}
+    assert summary["model"] == Path(tiny_denoiser).name
     assert summary["processed"] == [str(photos / "a.png")]
     assert summary["failed"] == [{"path": str(tmp_path / "missing.png"), "reason": "no such file or folder"}]
     assert isinstance(summary["seconds"], float) and summary["seconds"] >= 0

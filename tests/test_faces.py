@@ -532,3 +532,55 @@ def test_cli_offline_without_the_models_names_the_record(photo, monkeypatch, tmp
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "irx models download gfpgan-v1.4" in lines[0]
     assert not photo.with_name("photo_faces.png").exists()
+
+
+# ---------------------------------------------------------------------- --faces on the restore commands
+
+
+def test_faces_on_a_restore_command_change_only_the_face_masks(photo, stub_detector, tiny_restoreformer, tiny_denoiser, tmp_path):
+    from irx.cli.main import app as irx_app
+
+    plain, with_faces = tmp_path / "plain.png", tmp_path / "faces.png"
+    common = ["denoise", str(photo), "--model", str(tiny_denoiser), "--device", "cpu", "-q"]
+    assert runner.invoke(irx_app, [*common, "-o", str(plain)]).exit_code == 0
+    result = runner.invoke(irx_app, [*common, "-o", str(with_faces), "--faces", "--face-model", str(tiny_restoreformer)])
+    assert result.exit_code == 0, result.output
+    before, after = np.asarray(Image.open(plain)), np.asarray(Image.open(with_faces))
+    inside = footprint(PHOTO_FACE, before.shape[:2])
+    assert np.array_equal(after[~inside], before[~inside])  # outside the mask: the denoiser's output, exactly
+    assert (after[inside] != before[inside]).mean() > 0.2
+    assert stub_detector.seen[0].shape == before.shape  # faces are found in the original
+
+
+def test_faces_when_upscaling_land_on_the_scaled_boxes(photo, stub_detector, tiny_upscaler, monkeypatch, tmp_path):
+    import irx
+    import irx.faces.restore as restore_module
+    from irx.settings import RestoreSettings
+    from irx.zoo.config import UserConfig
+
+    monkeypatch.setattr(restore_module, "load_face_model", lambda *args, **kwargs: ConstantModel())
+    outputs = {}
+    for faces in (False, True):
+        out = tmp_path / f"x2_{faces}.png"
+        settings = RestoreSettings.resolve(user_config=UserConfig(), device="cpu", faces=faces)
+        summary = irx.restore_files([photo], task="upscale", model=str(tiny_upscaler), output=out, settings=settings)
+        assert summary.processed == [str(photo)]
+        outputs[faces] = np.asarray(Image.open(out))
+    assert outputs[True].shape == (400, 520, 3)
+    inside = footprint(PHOTO_FACE, (400, 520), scale=2)
+    assert np.array_equal(outputs[True][~inside], outputs[False][~inside])
+    assert pixel(outputs[True], PHOTO_FACE[2], scale=2).tolist() == [255, 0, 0]  # the face model's face, at x2
+
+
+def test_faces_offline_without_the_weights_is_one_clear_line(photo, tiny_denoiser, monkeypatch, tmp_path):
+    from irx.cli.main import app as irx_app
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "out.png"
+    result = runner.invoke(irx_app, ["denoise", str(photo), "--model", str(tiny_denoiser), "--faces", "--offline",
+                                     "-o", str(out), "-q"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is not downloaded and irx is offline" in lines[0] and "irx models download" in lines[0]
+    assert "or pass --face-model FILE" in lines[0]
+    assert not out.exists()

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from irx import __version__
 from irx.cli.options import DeviceOpt, RecursiveOpt, SkipExistingOpt
-from irx.errors import IrxError, UsageError, cli_wording
+from irx.errors import IrxError, IrxWarning, UsageError, cli_wording
 from irx.summary import RunSummary
 from irx.tasks import TASK_HELP, TASKS, has_scale
 
@@ -185,6 +185,19 @@ def _make_restore_command(task: str) -> None:
         strict: Annotated[
             bool, typer.Option("--strict", help="Fail inputs the decoder reports as damaged instead of warning.")
         ] = False,
+        strength: Annotated[
+            float, typer.Option(help="0 keeps the input, 1 the model's output; between, a blend (or the model's own level).")
+        ] = 1.0,
+        alpha: Annotated[
+            str, typer.Option(help="Upscaling: restore the alpha channel with the model (model) or only resize it (resize).",
+                              hidden=not takes_scale)
+        ] = "model",
+        faces: Annotated[
+            bool, typer.Option("--faces", help="Also restore faces (detect, align, GFPGAN/CodeFormer, paste back).")
+        ] = False,
+        face_model: Annotated[
+            Optional[str], typer.Option(help="Face model for --faces: gfpgan-v1.4 (default), codeformer, or a file.")
+        ] = None,
         compile: Annotated[
             bool, typer.Option("--compile", help="Compile the model with torch.compile (GPU; falls back to eager if it fails).")
         ] = False,
@@ -206,6 +219,7 @@ def _make_restore_command(task: str) -> None:
                 trust_remote_code=trust_remote_code, recursive=recursive, skip_existing=skip_existing,
                 out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
                 crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,
+                strength=strength, alpha=alpha, faces=faces, face_model=face_model,
             )
 
         state = _RunState(json_summary=json_summary)
@@ -213,16 +227,18 @@ def _make_restore_command(task: str) -> None:
             lambda: _restore(task, inputs, output, model, settings, quiet=quiet, debug=debug, state=state),
             debug=debug,
             state=state,
+            quiet=quiet,
         )
 
     command.__doc__ = help_text
     app.command(name=task, help=help_text, cls=_RestoreCommand)(command)
 
 
-def _guarded(action: Callable[[], None], *, debug: bool, state: _RunState | None = None) -> None:
+def _guarded(action: Callable[[], None], *, debug: bool, state: _RunState | None = None, quiet: bool = False) -> None:
     """Run a command body: one-line errors with an exit code, tracebacks only with --debug.
 
     Under --json exactly one JSON object reaches stdout on every path (with "error" when the run stopped).
+    `quiet` (-q, errors only) silences irx's warnings.
     """
     debug = debug or bool(os.environ.get("IRX_DEBUG"))
     state = state or _RunState()
@@ -230,6 +246,8 @@ def _guarded(action: Callable[[], None], *, debug: bool, state: _RunState | None
     try:
         with warnings.catch_warnings(), _sigterm_stops_cleanly():
             warnings.simplefilter("always")
+            if quiet:
+                warnings.simplefilter("ignore", IrxWarning)
             warnings.showwarning = _show_warning  # type: ignore[assignment]
             action()
     except IrxError as error:
@@ -288,10 +306,14 @@ def _restore(
         state.print_json()
     elif not quiet:
         counts = summary.to_json()["counts"]
+        model_ran = ""
+        if summary.model is not None:  # said once, here: which model ran, and why when it is a fallback
+            model_ran = f" with {summary.model}" + (f" ({summary.model_note})" if summary.model_note else "")
         stderr.print(
             f"{counts['processed']} restored, {counts['skipped']} skipped, "
-            f"{counts['failed']} failed in {summary.seconds:.1f}s",
+            f"{counts['failed']} failed in {summary.seconds:.1f}s{model_ran}",
             highlight=False,
+            soft_wrap=True,
         )
     if summary.failed:
         raise typer.Exit(1)

@@ -61,6 +61,8 @@ class ResolvedModel:
     record: ModelRecord | None = None
     warning: str | None = None
     origin: str = "path"  # path | hf | zoo | config | default | fallback
+    # Why the bundled fallback runs instead of the default (origin "fallback"), for run summaries.
+    fallback_reason: str | None = None
 
 
 def default_catalogue() -> Catalogue:
@@ -148,7 +150,7 @@ def resolve(
             warning = f"default model {hub.name} is unavailable ({reason}); using bundled {bundled.name}"
             log.debug(warning)  # shown by the caller (irx.api.load_model warns once)
             path = ensure_local(bundled, catalogue=cat, offline=offline, quiet=quiet)
-            return ResolvedModel(path, bundled, warning, "fallback")
+            return ResolvedModel(path, bundled, warning, "fallback", f"the default {hub.name} is unavailable: {reason}")
     if bundled is not None:
         return ResolvedModel(ensure_local(bundled, catalogue=cat), bundled, None, "default")
     raise ModelError(
