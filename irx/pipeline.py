@@ -26,6 +26,7 @@ from irx import _stages
 from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
+from irx.media.formats import restore_frames
 from irx.media.image_io import DecodedImage, read_image, write_image
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
@@ -219,8 +220,23 @@ class _Run:
             return
         for (job, decoded), pixels in zip(batch, outputs):
             restored = finish_image(decoded, pixels, engine.scale, self.options.out_scale)
+            if decoded.animation is not None:
+                try:
+                    restored = self._restore_frames(engine, decoded, restored)
+                except Exception as error:  # noqa: BLE001
+                    self.failed(job.name, error)
+                    self.release(job.output)
+                    self.slots.release()
+                    continue
             future = self.encode_pool.submit(self._write, job, restored)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
+
+    def _restore_frames(self, engine: Engine, decoded: DecodedImage, restored: DecodedImage) -> DecodedImage:
+        """The other frames of an animated GIF/WebP, through the same engine and output size."""
+        size = decoded.pixels.shape[:2]
+        return restore_frames(
+            restored, engine.restore, lambda out, alpha: fit_to_scale(out, alpha, size, engine.scale, self.options.out_scale)
+        )
 
     def _write(self, job: Job, image: DecodedImage) -> Path:
         return write_image(  # atomic; creates the output's folders

@@ -53,6 +53,11 @@ class OutputFormat(str, Enum):
     webp = "webp"
     tiff = "tiff"
     bmp = "bmp"
+    avif = "avif"
+    heic = "heic"
+    jxl = "jxl"
+    gif = "gif"
+    exr = "exr"
 
 
 @dataclass
