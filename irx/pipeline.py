@@ -26,6 +26,7 @@ from irx import _stages
 from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
+from irx.media.compare import write_compare
 from irx.media.formats import restore_frames
 from irx.media.image_io import DecodedImage, read_image, write_image
 from irx.media.outputs import Claim, record_output, try_claim
@@ -68,6 +69,7 @@ class PipelineOptions:
     task: str = "restored"  # recorded in the output folder's ledger (irx.media.outputs)
     strict: bool = False  # an input the decoder reports as damaged fails instead of being restored with a warning
     claims: bool = True  # claim each output first, so concurrent runs on one folder share the work
+    compare: bool = False  # also write a before/after image beside each output (irx.media.compare)
 
 
 class _Run:
@@ -228,7 +230,8 @@ class _Run:
                     self.release(job.output)
                     self.slots.release()
                     continue
-            future = self.encode_pool.submit(self._write, job, restored)
+            before = decoded.pixels if self.options.compare else None
+            future = self.encode_pool.submit(self._write, job, restored, before)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
 
     def _restore_frames(self, engine: Engine, decoded: DecodedImage, restored: DecodedImage) -> DecodedImage:
@@ -238,14 +241,20 @@ class _Run:
             restored, engine.restore, lambda out, alpha: fit_to_scale(out, alpha, size, engine.scale, self.options.out_scale)
         )
 
-    def _write(self, job: Job, image: DecodedImage) -> Path:
-        return write_image(  # atomic; creates the output's folders
+    def _write(self, job: Job, image: DecodedImage, before: np.ndarray | None = None) -> Path:
+        path = write_image(  # atomic; creates the output's folders
             job.output,
             image,
             format=self.options.out_format,
             quality=self.options.quality,
             overwrite=self.options.overwrite,
         )
+        if before is not None:  # --compare: a missing compare picture is a warning, the output is done
+            try:
+                write_compare(job.output, job.source, before, image.pixels)
+            except OSError as error:
+                self.warned(job.name, f"no compare picture: {error}")
+        return path
 
     def _written(self, job: Job, future: Future[Path]) -> None:
         self.slots.release()

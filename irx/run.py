@@ -43,22 +43,11 @@ def restore_files(
     caller that must report on an error (the CLI's --json) sees what was decided before it.
     Raises UsageError/ModelError for run-level problems; a bad file is a failure in the summary, never fatal.
     """
-    from irx.api import load_model  # noqa: PLC0415 - torch is imported only when work starts
-    from irx.engine import Engine, rank_devices, resolve_devices  # noqa: PLC0415
+    from irx.engine import rank_devices, resolve_devices  # noqa: PLC0415 - torch is imported only when work starts
     from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
     from irx.pipeline import SilentReporter, run_pipeline  # noqa: PLC0415
 
-    spec = get_task(task) if task is not None else None
-    if spec is None and not model:
-        raise UsageError("restoring with no task needs a model (a file, hf://owner/repo/file or a zoo name)")
-    if settings is None:
-        settings = RestoreSettings.resolve()  # validates
-    else:
-        settings.validate()  # built directly, it has not been checked yet
-    if spec is not None and spec.has_scale and settings.scale is None and model is None:
-        settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
-    if settings.offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    spec, settings = _checked_settings(task, model, settings)
     reporter = reporter or SilentReporter()
     summary = summary if summary is not None else RunSummary()
     devices = resolve_devices(settings.device)
@@ -89,9 +78,53 @@ def restore_files(
     if not plan.jobs:
         return summary
 
-    engines = [
+    engines = build_engines(model, spec.name if spec is not None else None, settings, devices, reporter)
+    summary = run_pipeline(plan.jobs, engines, settings.pipeline_options(suffix, video), reporter, summary)
+    if settings.compare:
+        compare_page(plan.jobs, summary, several=len(names) > 1 or any(Path(n).is_dir() for n in names))
+    return summary
+
+
+def compare_page(jobs: Sequence[Any], summary: RunSummary, *, several: bool) -> None:
+    """--compare over a folder or several inputs: one HTML page where all the outputs are (irx.media.compare)."""
+    from irx.media.compare import write_compare_page  # noqa: PLC0415
+
+    done = set(summary.processed)
+    entries = [(job.source, job.output) for job in jobs if job.kind == "image" and job.name in done]
+    if not several or not entries:
+        return
+    folder = Path(os.path.commonpath([str(output.parent.absolute()) for _, output in entries]))
+    try:
+        write_compare_page(entries, folder)
+    except OSError as error:
+        summary.warnings.append({"path": str(folder), "reason": f"no compare page: {error}"})
+
+
+def _checked_settings(task: str | None, model: str | None, settings: RestoreSettings | None) -> tuple[Any, RestoreSettings]:
+    """The task's spec (None for `run`) and the validated settings, with the defaults the task implies."""
+    spec = get_task(task) if task is not None else None
+    if spec is None and not model:
+        raise UsageError("restoring with no task needs a model (a file, hf://owner/repo/file or a zoo name)")
+    if settings is None:
+        settings = RestoreSettings.resolve()  # validates
+    else:
+        settings.validate()  # built directly, it has not been checked yet
+    if spec is not None and spec.has_scale and settings.scale is None and model is None:
+        settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    return spec, settings
+
+
+def build_engines(model: str | None, task: str | None, settings: RestoreSettings, devices: Sequence[Any],
+                  reporter: Any) -> list[Any]:
+    """One engine per device, each with the model loaded on it."""
+    from irx.api import load_model  # noqa: PLC0415
+    from irx.engine import Engine  # noqa: PLC0415
+
+    return [
         Engine(
-            load_model(model, task=suffix if spec is not None else None, scale=settings.scale, device=dev,
+            load_model(model, task=task, scale=settings.scale, device=dev,
                        offline=settings.offline or None, trust_remote_code=settings.trust_remote_code),
             device=dev,
             on_tiles=reporter.tiles,
@@ -99,7 +132,6 @@ def restore_files(
         )
         for dev in devices
     ]
-    return run_pipeline(plan.jobs, engines, settings.pipeline_options(suffix, video), reporter, summary)
 
 
 def _check_video_outputs(jobs: list[Any], options: Any) -> None:

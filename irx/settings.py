@@ -43,6 +43,7 @@ class RestoreSettings:
     out_format: str | None = None
     quality: int | None = None
     strict: bool = False
+    compare: bool = False  # a before/after image beside each output (irx.media.compare)
     # video
     codec: str | None = None
     crf: int | None = None
@@ -99,4 +100,5 @@ class RestoreSettings:
         from irx.pipeline import PipelineOptions  # noqa: PLC0415
 
         return PipelineOptions(out_scale=self.scale, out_format=self.out_format, quality=self.quality,
-                               overwrite=not self.skip_existing, video=video, task=task, strict=self.strict)
+                               overwrite=not self.skip_existing, video=video, task=task, strict=self.strict,
+                               compare=self.compare)
