@@ -83,25 +83,29 @@ figure{margin:0 0 2em}.cmp{position:relative;overflow:hidden;max-width:100%}
 .cmp img{position:absolute;top:0;height:100%;max-width:none;user-select:none}
 input[type=range]{width:100%}a{color:#9cf}"""
 _SCRIPT = """for(const f of document.querySelectorAll('figure')){const r=f.querySelector('input'),
-b=f.querySelector('.before');const s=()=>{b.style.clipPath='inset(0 '+(100-r.value)+'% 0 0)'};
+b=f.querySelector('.before');if(!r)continue;const s=()=>{b.style.clipPath='inset(0 '+(100-r.value)+'% 0 0)'};
 r.addEventListener('input',s);s()}"""
 
 
 def write_compare_page(entries: Sequence[tuple[Path, Path]], folder: Path) -> Path | None:
-    """An HTML page in ``folder`` with a slider per (source, output) whose compare picture exists."""
+    """An HTML page in ``folder`` linking every (source, output), with a slider where its compare picture is."""
     from PIL import Image  # noqa: PLC0415
 
     figures = []
     for source, output in entries:
         picture = compare_path(output)
+        out_ref = html.escape(os.path.relpath(output, folder).replace(os.sep, "/"))
         try:
+            if Ledgers().entry(picture) is None:
+                raise OSError("not irx's compare picture")
             with Image.open(picture) as im:
                 width, height = im.size
-        except OSError:
+        except OSError:  # no picture of ours: the output is still listed
+            figures.append(f'<figure><figcaption>{html.escape(source.name)}: <a href="{out_ref}">{out_ref}</a>'
+                           " (no compare picture)</figcaption></figure>")
             continue
         half = (width - DIVIDER) // 2
         ref = html.escape(os.path.relpath(picture, folder).replace(os.sep, "/"))
-        out_ref = html.escape(os.path.relpath(output, folder).replace(os.sep, "/"))
         zoom = 100.0 * width / half  # the picture is two halves wide; show one half in the frame
         shift = 100.0 * (half + DIVIDER) / half
         figures.append(
