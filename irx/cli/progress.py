@@ -111,7 +111,8 @@ class JsonLinesReporter:
 
     Events: {"event": "start", "files": N}, {"event": "file_done", "path"}, {"event": "file_failed", "path",
     "reason"}, {"event": "warning", "path", "reason"}, {"event": "tiles", "done"} (tiles restored so far),
-    {"event": "frames", "path", "done", "total"} and {"event": "stop"}.
+    {"event": "frames", "path", "done", "total"} and {"event": "stop"}; under --watch each batch of arrivals
+    has its own start and stop.
     """
 
     def __init__(self, stream: IO[str]) -> None:
