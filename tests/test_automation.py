@@ -134,3 +134,19 @@ def test_watch_waits_until_a_file_stops_growing_and_skips_what_is_done(tmp_path,
     assert summary.processed == [str(inbox / "slow.png")] and summary.failed == []
     assert summary.skipped == [str(inbox / "done.png")]
     assert (outbox / "slow.png").exists()
+
+
+def test_file_to_stdout_in_process(tmp_path, tiny_denoiser):
+    from typer.testing import CliRunner
+
+    from irx.cli.main import app
+
+    source = write_png(tmp_path / "a.png", make_image(12, 16, seed=9))
+    result = CliRunner().invoke(app, ["denoise", str(source), "-o", "-", "--model", str(tiny_denoiser), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.startswith(b"\x89PNG")  # the input's format
+    with Image.open(io.BytesIO(result.stdout_bytes)) as im:
+        assert im.size == (16, 12)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # nothing written beside the input
+    refused = CliRunner().invoke(app, ["denoise", "-", "-o", "-", "--compare", "--model", str(tiny_denoiser)])
+    assert refused.exit_code == 2 and refused.stdout_bytes == b""

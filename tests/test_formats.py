@@ -241,3 +241,22 @@ def test_cli_writes_new_formats_with_format_flag(tmp_path: Path, tiny_denoiser):
     assert result.exit_code == 0, result.output
     out = read_image(tmp_path / "a_denoise.exr")
     assert out.format == "EXR" and out.is_float and out.bit_depth == 16  # 8-bit input: half floats
+
+
+def _encoded(fmt: str) -> bytes:
+    return encode_image(_image(_quantised(make_image(32, 40, seed=12))), fmt, quality=90)
+
+
+@pytest.mark.parametrize(("fmt", "module"), [("JXL", "pillow_jxl"), ("HEIF", "pillow_heif"), ("GIF", "PIL"),
+                                             ("EXR", "OpenEXR")])
+def test_truncated_files_raise_a_one_line_input_error(tmp_path, fmt, module):
+    from irx.errors import InputError
+
+    _needs(module)
+    data = _encoded(fmt)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert "\n" not in message and "cut." in message and len(message) < 400

@@ -286,8 +286,8 @@ def _restore(
         reporter = JsonLinesReporter(sys.stderr)
     name = None if task == "run" else task
     if wants_pipe(inputs, output):
-        if watch:
-            raise UsageError("--watch takes folders, not stdin/stdout")
+        if watch or resolved.compare:
+            raise UsageError(f"{'--watch' if watch else '--compare'} does not go with stdin/stdout (`-`)")
         summary = _restore_piped(name, inputs, output, model, resolved, reporter, state)
     elif watch:
         from irx.watch import watch_files  # noqa: PLC0415
@@ -321,8 +321,7 @@ def _restore_piped(task: str | None, inputs: list[str], output: Path | None, mod
         with stdout_for_data_only() as write_stdout:
             try:
                 summary = restore_files(pipe.inputs, task=task, model=model, output=pipe.output,
-                                        settings=settings.with_(compare=False),
-                                        reporter=RenamedReporter(reporter, pipe.names),
+                                        settings=settings, reporter=RenamedReporter(reporter, pipe.names),
                                         summary=state.summary)
             finally:
                 rename_in_summary(state.summary, pipe.names)

@@ -195,6 +195,12 @@ def _import(module: str, what: str, package: str):  # noqa: ANN202 - a module
 # --------------------------------------------------------------------------- decoding
 
 
+def _one_line(exc: BaseException) -> str:
+    from irx.media.image_io import _one_line as one_line  # noqa: PLC0415 - one wording for decoder errors
+
+    return one_line(exc)
+
+
 def _to_float(samples: np.ndarray) -> np.ndarray:
     if samples.dtype.kind == "f":
         return samples.astype(np.float32)
@@ -245,7 +251,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str) -> DecodedImage:
     except Image.DecompressionBombError:
         raise InputError(f"{name}: image is too large to process safely") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's
-        raise InputError(f"{name}: cannot read this {fmt} file, it is truncated or corrupt ({exc})") from None
+        raise InputError(f"{name}: cannot read this {fmt} file, it is truncated or corrupt ({_one_line(exc)})") from None
     try:
         info = dict(im.info)
         frames: list[Frame] = []
@@ -259,7 +265,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str) -> DecodedImage:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{name}: cannot decode this {fmt} file, it is truncated or corrupt ({exc})") from None
+        raise InputError(f"{name}: cannot decode this {fmt} file, it is truncated or corrupt ({_one_line(exc)})") from None
     finally:
         im.close()
     if fmt in ("GIF", "WEBP") and frames:
@@ -286,7 +292,7 @@ def _decode_heif(data: bytes, name: str) -> DecodedImage:
         heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
         samples = np.asarray(heif)
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{name}: cannot decode this HEIF file, it is truncated or corrupt ({exc})") from None
+        raise InputError(f"{name}: cannot decode this HEIF file, it is truncated or corrupt ({_one_line(exc)})") from None
     pixels, alpha = _split(samples)
     depth = 16 if samples.dtype == np.uint16 else 8
     return _decoded("HEIF", pixels, alpha, depth, exif=heif.info.get("exif"), icc=heif.info.get("icc_profile"))
@@ -297,7 +303,7 @@ def _decode_exr(data: bytes, name: str) -> DecodedImage:
     try:
         channels = openexr.File(io.BytesIO(data)).channels()
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{name}: cannot decode this EXR file, it is truncated or corrupt ({exc})") from None
+        raise InputError(f"{name}: cannot decode this EXR file, it is truncated or corrupt ({_one_line(exc)})") from None
     samples = _exr_samples(channels, name)
     pixels, alpha = _split(samples)
     return _decoded("EXR", pixels, alpha, 16 if samples.dtype == np.float16 else 32, is_float=True)
@@ -320,7 +326,7 @@ def _decode_float_tiff(data: bytes, name: str) -> DecodedImage:
     try:
         samples = np.asarray(tifffile.imread(io.BytesIO(data)))
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{name}: cannot decode this float TIFF, it is truncated or corrupt ({exc})") from None
+        raise InputError(f"{name}: cannot decode this float TIFF, it is truncated or corrupt ({_one_line(exc)})") from None
     if samples.ndim == 3 and samples.shape[0] in (1, 2, 3, 4) and samples.shape[2] > 4:
         samples = np.moveaxis(samples, 0, 2)  # planar (separate) samples
     if samples.ndim not in (2, 3) or (samples.ndim == 3 and samples.shape[2] > 4):
