@@ -235,7 +235,7 @@ class _Run:
             future.add_done_callback(lambda f, job=job: self._written(job, f))
 
     def _restore_frames(self, engine: Engine, decoded: DecodedImage, restored: DecodedImage) -> DecodedImage:
-        """The other frames of an animated GIF/WebP, through the same engine and output size."""
+        """The other frames of an animation (GIF, WebP, PNG, AVIF, JPEG XL), through the same engine and output size."""
         size = decoded.pixels.shape[:2]
         return restore_frames(
             restored, engine.restore, lambda out, alpha: fit_to_scale(out, alpha, size, engine.scale, self.options.out_scale)

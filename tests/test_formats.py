@@ -260,3 +260,22 @@ def test_truncated_files_raise_a_one_line_input_error(tmp_path, fmt, module):
         read_image(path)
     message = str(info.value)
     assert "\n" not in message and "cut." in message and len(message) < 400
+
+
+def test_apng_keeps_every_frame_durations_loop_and_disposal():
+    rgba = [np.dstack([f, np.full(f.shape[:2], 255 if i else 0, np.uint8)]) for i, f in enumerate(_palette_frames(3))]
+    pictures = [Image.fromarray(f, "RGBA") for f in rgba]
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="PNG", save_all=True, append_images=pictures[1:], duration=[30, 60, 90], loop=2,
+                     disposal=[1, 0, 1], blend=0)
+    decoded = decode_image_bytes(buf.getvalue())
+    assert decoded.format == "PNG" and decoded.animation is not None
+    again = decode_image_bytes(encode_image(decoded, "PNG"))
+    assert [f.duration_ms for f in again.animation.frames] == [30, 60, 90]
+    assert again.animation.loop == 2 and [f.disposal for f in again.animation.frames] == [1, 0, 1]
+    for frame, expected in zip(again.animation.frames, rgba):
+        assert np.array_equal(np.rint(frame.pixels * 255).astype(np.uint8), expected[:, :, :3])
+        assert np.array_equal(np.rint(frame.alpha * 255).astype(np.uint8), expected[:, :, 3])
+    # A still PNG is not an animation and still goes through image_io's own PNG path.
+    still = decode_image_bytes(encode_image(_image(_quantised(make_image(8, 8))), "PNG"))
+    assert still.animation is None

@@ -1,4 +1,4 @@
-"""Image formats beyond image_io's core five: AVIF, HEIC/HEIF, JPEG XL, GIF, animated WebP, EXR and float TIFF.
+"""Image formats beyond image_io's core five: AVIF, HEIC/HEIF, JPEG XL, GIF, animated WebP and PNG, EXR, float TIFF.
 
 :mod:`irx.media.image_io` hands these to :func:`decode_extra` and :func:`encode_extra`. The libraries are
 optional (``pip install 'irx[formats]'``) and imported only when such a file is met:
@@ -8,6 +8,8 @@ optional (``pip install 'irx[formats]'``) and imported only when such a file is 
 * JPEG XL: ``pillow-jxl-plugin``; 16 bits for grey, 8 bits for colour (Pillow has no 16-bit RGB mode).
 * GIF (Pillow): every frame, each frame's duration, the loop count and each frame's disposal.
 * Animated WebP (Pillow): every frame, durations and loop count (WebP has no per-frame disposal to keep).
+* Animated PNG (APNG, Pillow): every frame (8 bits), durations, loop count and disposal; AVIF and JPEG XL
+  animations keep their frames and durations the same way.
 * EXR (``openexr``) and float TIFF (``tifffile``): float samples stay float (half stays half), values are
   passed as stored (EXR is usually linear light; nothing is converted).
 
@@ -113,6 +115,21 @@ def _is_animated_webp(data: bytes) -> bool:
     return data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8X" and len(data) > 20 and bool(data[20] & 0x02)
 
 
+def _is_apng(data: bytes) -> bool:
+    """A PNG with an animation control chunk (acTL) before its image data."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"acTL":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        pos += 12 + length
+    return False
+
+
 def _extra_format(data: bytes) -> str | None:
     """Which format this module decodes ``data`` as, or None (image_io's own formats)."""
     if data.startswith(_EXR_MAGIC):
@@ -130,6 +147,8 @@ def _extra_format(data: bytes) -> str | None:
         return "TIFF"
     if _is_animated_webp(data):
         return "WEBP"
+    if _is_apng(data):
+        return "PNG"
     return None
 
 
@@ -138,7 +157,7 @@ def sniff_extension(data: bytes) -> str | None:
     extra = _extra_format(data)
     if extra is not None:
         return {"AVIF": ".avif", "HEIF": ".heic", "JXL": ".jxl", "GIF": ".gif", "EXR": ".exr",
-                "TIFF": ".tif", "WEBP": ".webp"}[extra]
+                "TIFF": ".tif", "WEBP": ".webp", "PNG": ".png"}[extra]
     if data.startswith(b"\x89PNG"):
         return ".png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -260,7 +279,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str) -> DecodedImage:
             samples = _pil_samples(frame)
             depth = max(depth, 16 if samples.dtype == np.uint16 else 8)
             pixels, alpha = _split(samples)
-            disposal = getattr(im, "disposal_method", None) if fmt == "GIF" else None
+            disposal = getattr(im, "disposal_method", None) if fmt == "GIF" else frame.info.get("disposal")
             frames.append(Frame(pixels, alpha, int(frame.info.get("duration", 0) or 0), disposal))
     except InputError:
         raise
@@ -268,7 +287,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str) -> DecodedImage:
         raise InputError(f"{name}: cannot decode this {fmt} file, it is truncated or corrupt ({_one_line(exc)})") from None
     finally:
         im.close()
-    if fmt in ("GIF", "WEBP") and frames:
+    if fmt in ("GIF", "WEBP", "PNG") and frames:
         # Frames of one animation share one size; alpha appears when any frame is transparent.
         if any(f.alpha is not None for f in frames):
             for f in frames:
@@ -401,8 +420,10 @@ def _encode_pillow(image: DecodedImage, fmt: str, quality: int | None) -> bytes:
             params["loop"] = animation.loop
         elif fmt == "WEBP":
             params["loop"] = 1  # WebP always has a loop count; 1 = play once
-        if fmt == "GIF":
+        if fmt in ("GIF", "PNG"):
             params["disposal"] = [f.disposal or 0 for f in frames]
+        if fmt == "PNG":
+            params["blend"] = 0  # the frames are whole pictures: each replaces what it covers
     if fmt == "GIF":
         params["optimize"] = False  # keep every palette entry the frames use
     buf = io.BytesIO()
@@ -483,7 +504,7 @@ def encode_extra(image: DecodedImage, fmt: str, quality: int | None = None) -> b
         return _encode_heif(image, quality)
     if fmt in ("AVIF", "JXL", "GIF"):
         return _encode_pillow(image, fmt, quality)
-    if fmt == "WEBP" and len(_frames_of(image)) > 1:
+    if fmt in ("WEBP", "PNG") and len(_frames_of(image)) > 1:  # animated WebP and APNG
         return _encode_pillow(image, fmt, quality)
     return None
 

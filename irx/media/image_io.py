@@ -18,11 +18,11 @@ Pillow does most of the work. Where it is not exact, irx does it itself:
   the tag in place, so the rest of the EXIF stays byte-identical. In TIFF
   files the tag is neutralised before decoding, since some decoders apply it.
 
-AVIF, HEIC, JPEG XL, GIF, animated WebP, EXR and float TIFF are handled by
-:mod:`irx.media.formats` (optional libraries: ``irx[formats]``).
+AVIF, HEIC, JPEG XL, GIF, animated WebP and PNG, EXR and float TIFF are
+handled by :mod:`irx.media.formats` (optional libraries: ``irx[formats]``).
 
-What is not kept: XMP, IPTC, PNG text chunks, DPI outside TIFF, APNG
-animation (first frame only), 16-bit PNG tRNS transparency. JPEG and BMP drop alpha;
+What is not kept: XMP, IPTC, PNG text chunks, DPI outside TIFF, 16-bit PNG
+tRNS transparency. JPEG and BMP drop alpha;
 WebP stores grey as RGB; 16-bit grey+alpha TIFF is written as RGBA.
 """
 
@@ -124,7 +124,7 @@ class DecodedImage:
     warnings: list[str] = field(default_factory=list)
     # Float samples (EXR, float TIFF): pixels may leave [0, 1] and are written as float again.
     is_float: bool = False
-    animation: _extra.Animation | None = None  # every frame of an animated GIF/WebP (irx.media.formats)
+    animation: _extra.Animation | None = None  # every frame of an animated GIF/WebP/PNG (irx.media.formats)
 
     @property
     def is_grey(self) -> bool:
@@ -637,7 +637,7 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> DecodedImage:
     """Decode an encoded image; raises InputError (one line) for anything unusable."""
     if not data:
         raise InputError(f"{name}: empty file (0 bytes); it is not an image")
-    extra = _extra.decode_extra(data, name)  # AVIF, HEIC, JPEG XL, GIF, animated WebP, EXR, float TIFF
+    extra = _extra.decode_extra(data, name)  # AVIF, HEIC, JPEG XL, GIF, animated WebP/PNG, EXR, float TIFF
     if extra is not None:
         return extra
     # A TIFF's orientation is a tag of the file itself, which some decoders apply
