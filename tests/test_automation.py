@@ -70,17 +70,24 @@ def test_bad_stdin_fails_with_one_line_and_empty_stdout(tmp_path, tiny_denoiser)
     assert "stdin: not a recognised image" in done.stderr.decode()
 
 
-def test_watch_picks_up_a_dropped_file_and_stops_on_sigterm(tmp_path, tiny_denoiser):
+def _default_sigint() -> None:
+    # A shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored: undo that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_watch_picks_up_a_dropped_file_and_stops_on_a_signal(tmp_path, tiny_denoiser, stop_signal):
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     inbox.mkdir()
     write_png(inbox / "early.png", make_image(16, 16, seed=1))
     proc = subprocess.Popen(_irx("denoise", inbox, "-o", outbox, "--model", tiny_denoiser, "--watch", "--json"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(tmp_path))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(tmp_path),
+                            preexec_fn=_default_sigint)
     try:
         _wait_for(outbox / "early.png", proc)
         write_png(inbox / "late.png", make_image(16, 16, seed=2))  # dropped after the watch started
         _wait_for(outbox / "late.png", proc)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
