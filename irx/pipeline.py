@@ -27,7 +27,7 @@ from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
 from irx.media.compare import write_compare
-from irx.media.formats import restore_frames
+from irx.media.formats import keeps_animation, restore_frames
 from irx.media.image_io import DecodedImage, read_image, write_image
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
@@ -242,6 +242,9 @@ class _Run:
         )
 
     def _write(self, job: Job, image: DecodedImage, before: np.ndarray | None = None) -> Path:
+        written_as = (self.options.out_format or job.output.suffix).upper().lstrip(".")
+        if image.animation is not None and not keeps_animation(written_as):
+            self.warned(job.name, f"{job.output.suffix} holds one picture: only the first frame is written")
         path = write_image(  # atomic; creates the output's folders
             job.output,
             image,

@@ -78,6 +78,11 @@ class RestoreSettings:
 
         if self.scale is not None and self.scale < 1:
             raise UsageError("scale must be at least 1", param="scale")
+        if self.out_format is not None:
+            from irx.media.formats import require  # noqa: PLC0415
+            from irx.media.image_io import _normalise_format  # noqa: PLC0415
+
+            require(_normalise_format(self.out_format))  # a missing format library stops before any work
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
 
     def with_(self, **changes: Any) -> RestoreSettings:

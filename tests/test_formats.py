@@ -113,6 +113,9 @@ def test_float_tiff_keeps_float_and_16_bit_tiff_stays_integer(tmp_path):
     back = decode_image_bytes(data)
     assert back.format == "TIFF" and back.is_float and back.bit_depth == 32
     assert np.array_equal(back.pixels, values)
+    alpha = np.linspace(0, 1, 140, dtype=np.float32).reshape(10, 14)
+    back = decode_image_bytes(encode_image(_image(values, alpha, bit_depth=32, is_float=True), "TIFF"))
+    assert np.array_equal(back.pixels, values) and np.array_equal(back.alpha, alpha)
     # An integer 16-bit image still goes through irx's own 16-bit TIFF writer.
     deep = _quantised(make_image(10, 14, seed=9), 16)
     back = decode_image_bytes(encode_image(_image(deep, bit_depth=16), "TIFF"))
@@ -279,3 +282,24 @@ def test_apng_keeps_every_frame_durations_loop_and_disposal():
     # A still PNG is not an animation and still goes through image_io's own PNG path.
     still = decode_image_bytes(encode_image(_image(_quantised(make_image(8, 8))), "PNG"))
     assert still.animation is None
+
+
+def test_animation_to_a_still_format_warns_and_keeps_the_first_frame(tmp_path: Path, tiny_denoiser):
+    from typer.testing import CliRunner
+
+    from irx.cli.main import app
+
+    source = tmp_path / "anim.gif"
+    source.write_bytes(_gif_bytes(_palette_frames(2), [60, 90], loop=0, disposal=[2, 2]))
+    result = CliRunner().invoke(app, ["denoise", str(source), "--model", str(tiny_denoiser), "--format", "jpg"])
+    assert result.exit_code == 0, result.output
+    assert "only the first frame" in result.output
+    assert read_image(tmp_path / "anim_denoise.jpg").animation is None
+
+
+def test_format_needing_a_missing_library_stops_before_any_work(monkeypatch):
+    from irx.settings import RestoreSettings
+
+    monkeypatch.setattr("importlib.import_module", lambda name: (_ for _ in ()).throw(ImportError(name)))
+    with pytest.raises(UsageError, match=r"EXR needs the openexr package: pip install 'irx\[formats\]'"):
+        RestoreSettings.resolve(out_format="exr")

@@ -41,6 +41,8 @@ __all__ = [
     "Frame",
     "decode_extra",
     "encode_extra",
+    "keeps_animation",
+    "require",
     "restore_frames",
     "sniff_extension",
 ]
@@ -200,6 +202,22 @@ def _register_plugin(fmt: str) -> None:
             import pillow_jxl  # noqa: F401, PLC0415 - registers itself
         except ImportError:
             raise _missing("JPEG XL", "pillow-jxl-plugin") from None
+
+
+def require(fmt: str) -> None:
+    """UsageError naming the extra if writing ``fmt`` ("HEIF", "EXR", ...) needs a library that is absent.
+
+    Float TIFF needs tifffile only for float images, so TIFF is not checked here.
+    """
+    if fmt in ("AVIF", "HEIF", "JXL"):
+        _register_plugin(fmt)
+    elif fmt == "EXR":
+        _import("OpenEXR", "EXR", "openexr")
+
+
+def keeps_animation(fmt: str) -> bool:
+    """Whether irx writes every frame of an animation in ``fmt``."""
+    return fmt in ("GIF", "WEBP", "PNG", "AVIF", "JXL")
 
 
 def _import(module: str, what: str, package: str):  # noqa: ANN202 - a module
