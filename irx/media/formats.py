@@ -305,8 +305,8 @@ def _decode_pillow(data: bytes, fmt: str, name: str) -> DecodedImage:
         raise InputError(f"{name}: cannot decode this {fmt} file, it is truncated or corrupt ({_one_line(exc)})") from None
     finally:
         im.close()
-    if fmt in ("GIF", "WEBP", "PNG") and frames:
-        # Frames of one animation share one size; alpha appears when any frame is transparent.
+    if len(frames) > 1:
+        # One animation, one layout: alpha on every frame if any frame is transparent, colour if any is.
         if any(f.alpha is not None for f in frames):
             for f in frames:
                 if f.alpha is None:
@@ -316,9 +316,7 @@ def _decode_pillow(data: bytes, fmt: str, name: str) -> DecodedImage:
             if not grey and f.pixels.shape[2] == 1:
                 f.pixels = np.repeat(f.pixels, 3, axis=2)
     first = frames[0]
-    animation = None
-    if len(frames) > 1:
-        animation = Animation(frames, info.get("loop") if "loop" in info else None)
+    animation = Animation(frames, info.get("loop")) if len(frames) > 1 else None
     return _decoded(fmt, first.pixels, first.alpha, depth, exif=info.get("exif"), icc=info.get("icc_profile"),
                     animation=animation)
 
@@ -390,7 +388,7 @@ def decode_extra(data: bytes, name: str) -> DecodedImage | None:
 
 
 def _frames_of(image: DecodedImage) -> list[Frame]:
-    animation = getattr(image, "animation", None)
+    animation = image.animation
     if animation is not None and len(animation.frames) > 1:
         return animation.frames
     return [Frame(image.pixels, image.alpha, 0)]
@@ -479,10 +477,10 @@ def _float_samples(image: DecodedImage) -> np.ndarray:
     """HWC float samples for EXR/float TIFF: half where the image is 8-bit or half already, else float32."""
     from irx.media.image_io import _as_hwc, _fit_alpha  # noqa: PLC0415
 
-    half = image.bit_depth <= 8 or (getattr(image, "is_float", False) and image.bit_depth == 16)
+    half = image.bit_depth <= 8 or (image.is_float and image.bit_depth == 16)
     dtype = np.float16 if half else np.float32
     pixels = _as_hwc(image.pixels).astype(np.float32)
-    if not getattr(image, "is_float", False):
+    if not image.is_float:
         pixels = np.clip(pixels, 0.0, 1.0)  # integer formats hold [0, 1]; float ones keep any value
     channels = [pixels]
     if image.alpha is not None:
@@ -517,7 +515,7 @@ def encode_extra(image: DecodedImage, fmt: str, quality: int | None = None) -> b
     if fmt == "EXR":
         return _encode_exr(image)
     if fmt == "TIFF":
-        return _encode_float_tiff(image) if getattr(image, "is_float", False) else None
+        return _encode_float_tiff(image) if image.is_float else None
     if fmt == "HEIF":
         return _encode_heif(image, quality)
     if fmt in ("AVIF", "JXL", "GIF"):
@@ -539,7 +537,7 @@ def restore_frames(
 
     ``restore`` is the engine's batch restore, ``fit`` brings one frame's output and alpha to the output size.
     """
-    animation = getattr(finished, "animation", None)
+    animation = finished.animation
     if animation is None or len(animation.frames) < 2:
         return finished
     rest = animation.frames[1:]
