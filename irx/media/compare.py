@@ -82,9 +82,10 @@ _STYLE = """body{font-family:sans-serif;background:#222;color:#eee;margin:1em}
 figure{margin:0 0 2em}.cmp{position:relative;overflow:hidden;max-width:100%}
 .cmp img{position:absolute;top:0;height:100%;max-width:none;user-select:none}
 input[type=range]{width:100%}a{color:#9cf}"""
+# The "before" layer is the whole picture; clip it at the slider's place in the left half (data-k: half / width).
 _SCRIPT = """for(const f of document.querySelectorAll('figure')){const r=f.querySelector('input'),
-b=f.querySelector('.before');if(!r)continue;const s=()=>{b.style.clipPath='inset(0 '+(100-r.value)+'% 0 0)'};
-r.addEventListener('input',s);s()}"""
+b=f.querySelector('.before'),k=parseFloat(f.dataset.k);if(!r)continue;
+const s=()=>{b.style.clipPath='inset(0 '+(100-r.value*k)+'% 0 0)'};r.addEventListener('input',s);s()}"""
 
 
 def write_compare_page(entries: Sequence[tuple[Path, Path]], folder: Path) -> Path | None:
@@ -109,7 +110,7 @@ def write_compare_page(entries: Sequence[tuple[Path, Path]], folder: Path) -> Pa
         zoom = 100.0 * width / half  # the picture is two halves wide; show one half in the frame
         shift = 100.0 * (half + DIVIDER) / half
         figures.append(
-            f'<figure><div class="cmp" style="width:{half}px;aspect-ratio:{half}/{height}">'
+            f'<figure data-k="{half / width:.6f}"><div class="cmp" style="width:{half}px;aspect-ratio:{half}/{height}">'
             f'<img src="{ref}" alt="after" style="width:{zoom:.4f}%;left:-{shift:.4f}%">'
             f'<img class="before" src="{ref}" alt="before" style="width:{zoom:.4f}%;left:0"></div>'
             f'<input type="range" min="0" max="100" value="50" aria-label="before/after">'
