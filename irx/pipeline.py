@@ -27,6 +27,8 @@ from irx._stages import End, Stopped
 from irx.engine import Engine
 from irx.errors import InputError, IrxError
 from irx.finish import alpha_as_grey, blend, pixel_strength, resize_pixels
+from irx.media.compare import write_compare
+from irx.media.formats import keeps_animation, restore_frames
 from irx.media.image_io import DecodedImage, read_image, write_image
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
@@ -73,6 +75,7 @@ class PipelineOptions:
     strength: float = 1.0  # irx.finish: 0 the input, 1 the model's output
     alpha: str = "model"  # upscaling: alpha restored by the model ("model") or only resized ("resize")
     faces: Any = None  # a callable giving the irx.faces.FaceRestorer to paste faces with (loaded on first use)
+    compare: bool = False  # also write a before/after image beside each output (irx.media.compare)
 
 
 class _Run:
@@ -236,12 +239,15 @@ class _Run:
             try:
                 restored = finish_image(decoded, pixels, engine.scale, *size,
                                         model_alpha=alphas.get(index), strength=strength, faces=faces)
+                if decoded.animation is not None:
+                    restored = self._restore_frames(engine, decoded, restored, strength)
             except Exception as error:  # noqa: BLE001 - e.g. a face model that fails on this image
                 self.failed(job.name, error)
                 self.release(job.output)
                 self.slots.release()
                 continue
-            future = self.encode_pool.submit(self._write, job, restored)
+            before = decoded.pixels if self.options.compare else None
+            future = self.encode_pool.submit(self._write, job, restored, before)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
 
     def _alpha_by_model(self, engine: Engine, decoded: DecodedImage) -> bool:
@@ -250,14 +256,37 @@ class _Run:
     def _faces(self) -> Any:
         return self.options.faces() if self.options.faces is not None else None
 
-    def _write(self, job: Job, image: DecodedImage) -> Path:
-        return write_image(  # atomic; creates the output's folders
+    def _restore_frames(
+        self, engine: Engine, decoded: DecodedImage, restored: DecodedImage, strength: float
+    ) -> DecodedImage:
+        """The other frames of an animation (GIF, WebP, PNG, AVIF, JPEG XL), through the same engine, output
+        size and strength as the first (faces are restored in the first frame only)."""
+        size = decoded.pixels.shape[:2]
+        out_size = (self.options.out_scale, self.options.out_width, self.options.out_height)
+
+        def finish_frame(source: np.ndarray, out: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+            out, alpha = fit_to_scale(out, alpha, size, engine.scale, *out_size)
+            return blend(source, out, strength), alpha
+
+        return restore_frames(restored, engine.restore, finish_frame)
+
+    def _write(self, job: Job, image: DecodedImage, before: np.ndarray | None = None) -> Path:
+        written_as = (self.options.out_format or job.output.suffix).upper().lstrip(".")
+        if image.animation is not None and not keeps_animation(written_as):
+            self.warned(job.name, f"{job.output.suffix} holds one picture: only the first frame is written")
+        path = write_image(  # atomic; creates the output's folders
             job.output,
             image,
             format=self.options.out_format,
             quality=self.options.quality,
             overwrite=self.options.overwrite,
         )
+        if before is not None:  # --compare: a missing compare picture is a warning, the output is done
+            try:
+                write_compare(job.output, job.source, before, image.pixels)
+            except OSError as error:
+                self.warned(job.name, f"no compare picture: {error}")
+        return path
 
     def _written(self, job: Job, future: Future[Path]) -> None:
         self.slots.release()

@@ -51,19 +51,8 @@ def restore_files(
     from irx.engine import rank_devices, resolve_devices  # noqa: PLC0415 - torch only when work starts
     from irx.media.sources import distributed_shard, plan_jobs  # noqa: PLC0415
     from irx.pipeline import SilentReporter, run_pipeline  # noqa: PLC0415
-    from irx.zoo import model_scale_for  # noqa: PLC0415
 
-    spec = get_task(task) if task is not None else None
-    if spec is None and not model:
-        raise UsageError("restoring with no task needs a model (a file, hf://owner/repo/file or a zoo name)")
-    if settings is None:
-        settings = RestoreSettings.resolve()  # validates
-    else:
-        settings.validate()  # built directly, it has not been checked yet
-    if spec is not None and spec.has_scale and settings.scale is None and model is None:
-        settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
-    if settings.offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    spec, settings = _checked_settings(task, model, settings)
     reporter = reporter or SilentReporter()
     summary = summary if summary is not None else RunSummary()
     devices = resolve_devices(settings.device)
@@ -73,10 +62,8 @@ def restore_files(
     rank, world = distributed_shard()
     names = [str(item) for item in inputs]
     _check_output_file(names, Path(output) if output is not None else None)
-    # The format of derived output names (an -o file name keeps its own): the user's, else the task's.
-    out_format = settings.out_format or (spec.output_format if spec is not None else None)
     plan = plan_jobs(names, suffix=suffix, output=Path(output) if output is not None else None,
-                     recursive=settings.recursive, out_format=out_format,
+                     recursive=settings.recursive, out_format=output_format(spec, settings),
                      skip_existing=settings.skip_existing, shard=(rank, world))
     if not plan.jobs and not plan.skipped and not plan.failures:
         raise UsageError(f"no images or videos found in {' '.join(names)} (use recursive for sub-folders)", param="recursive")
@@ -97,18 +84,73 @@ def restore_files(
     if not plan.jobs:
         return summary
 
-    # Nothing is loaded (nor downloaded) until a decoded image or a video needs it: a rerun whose only
-    # remaining files are broken reports them without loading the model or touching the network.
+    engines = build_engines(model, spec, settings, devices, reporter, summary)
+    summary = run_pipeline(plan.jobs, engines, pipeline_options(settings, suffix, video, devices), reporter, summary)
+    if settings.compare:
+        compare_page(plan.jobs, summary, several=len(names) > 1 or any(Path(n).is_dir() for n in names))
+    return summary
+
+
+def build_engines(
+    model: str | None, spec: Any, settings: RestoreSettings, devices: Sequence[Any], reporter: Any,
+    summary: RunSummary,
+) -> list[Any]:
+    """One engine per device. Nothing is loaded (nor downloaded) until a decoded image or a video needs it:
+    a rerun whose only remaining files are broken reports them without loading the model or the network."""
+    from irx.zoo import model_scale_for  # noqa: PLC0415
+
     model_scale = model_scale_for(spec.name, settings.scale) if spec is not None else None
     resolved = _Once(lambda: _resolve_model(model, spec, settings, summary, model_scale))
-    engines = [
+    return [
         _LazyEngine(_Once(lambda dev=dev, first=(i == 0): _build_engine(resolved(), spec, settings, dev, reporter, first)))
         for i, dev in enumerate(devices)
     ]
+
+
+def pipeline_options(settings: RestoreSettings, suffix: str, video: Any, devices: Sequence[Any]) -> Any:
+    """The image pipeline's options, with the face restorer (loaded on first use) when faces are asked."""
     options = settings.pipeline_options(suffix, video)
     if settings.faces:
         options.faces = _Once(lambda: _load_faces(settings, devices[0]))
-    return run_pipeline(plan.jobs, engines, options, reporter, summary)
+    return options
+
+
+def output_format(spec: Any, settings: RestoreSettings) -> str | None:
+    """The format of derived output names (an -o file name keeps its own): the user's, else the task's."""
+    return settings.out_format or (spec.output_format if spec is not None else None)
+
+
+def compare_page(jobs: Sequence[Any], summary: RunSummary, *, several: bool) -> None:
+    """--compare over a folder or several inputs: one HTML page where all the outputs are (irx.media.compare)."""
+    from irx.media.compare import write_compare_page  # noqa: PLC0415
+
+    done = set(summary.processed)
+    entries = [(job.source, job.output) for job in jobs if job.kind == "image" and job.name in done]
+    if not several or not entries:
+        return
+    folder = Path(os.path.commonpath([str(output.parent.absolute()) for _, output in entries]))
+    try:
+        write_compare_page(entries, folder)
+    except OSError as error:
+        summary.warnings.append({"path": str(folder), "reason": f"no compare page: {error}"})
+
+
+
+def _checked_settings(task: str | None, model: str | None, settings: RestoreSettings | None) -> tuple[Any, RestoreSettings]:
+    """The task's spec (None for `run`) and the validated settings, with the defaults the task implies."""
+    spec = get_task(task) if task is not None else None
+    if spec is None and not model:
+        raise UsageError("restoring with no task needs a model (a file, hf://owner/repo/file or a zoo name)")
+    if settings is None:
+        settings = RestoreSettings.resolve()  # validates
+    else:
+        settings.validate()  # built directly, it has not been checked yet
+    if spec is not None and spec.has_scale and settings.scale is None and model is None:
+        settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    return spec, settings
+
 
 
 class _Once(Generic[T]):

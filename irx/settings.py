@@ -53,6 +53,7 @@ class RestoreSettings:
     alpha: str = "model"  # upscaling: "model" restores alpha with the model, "resize" only resizes it
     faces: bool = False  # restore the faces of the input and paste them into the output (irx.faces)
     face_model: str | None = None  # zoo name or file; None: irx.faces' default
+    compare: bool = False  # a before/after image beside each output (irx.media.compare)
     # video
     codec: str | None = None
     crf: int | None = None
@@ -99,6 +100,11 @@ class RestoreSettings:
             raise UsageError("face_model needs faces (it chooses the model that restores them)", param=("face_model", "faces"))
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"alpha must be one of {', '.join(ALPHA_MODES)}, not {self.alpha!r}", param="alpha")
+        if self.out_format is not None:
+            from irx.media.formats import require  # noqa: PLC0415
+            from irx.media.image_io import _normalise_format  # noqa: PLC0415
+
+            require(_normalise_format(self.out_format))  # a missing format library stops before any work
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
 
     def with_(self, **changes: Any) -> RestoreSettings:
@@ -123,4 +129,4 @@ class RestoreSettings:
         return PipelineOptions(out_scale=self.scale, out_width=self.width, out_height=self.height,
                                out_format=self.out_format, quality=self.quality,
                                overwrite=not self.skip_existing, video=video, task=task, strict=self.strict,
-                               strength=self.strength, alpha=self.alpha)
+                               strength=self.strength, alpha=self.alpha, compare=self.compare)

@@ -522,7 +522,7 @@ def test_cli_bad_usage_exits_2(photo, tmp_path):
     empty.mkdir()
     result = runner.invoke(cli(), ["faces", str(empty)])
     assert result.exit_code == 2 and "no images found" in result.output
-    assert runner.invoke(cli(), ["faces", str(photo), "--format", "gif"]).exit_code == 2
+    assert runner.invoke(cli(), ["faces", str(photo), "--format", "pcx"]).exit_code == 2
 
 
 def test_cli_offline_without_the_models_names_the_record(photo, monkeypatch, tmp_path):

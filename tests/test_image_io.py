@@ -430,8 +430,9 @@ def _truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
-def _gif() -> bytes:
-    return _pil_bytes(Image.new("P", (2, 2)), "GIF")
+def _truncated_gif() -> bytes:
+    data = _pil_bytes(Image.fromarray(_samples(64, 64, 3, 8)).convert("P"), "GIF")
+    return data[: len(data) // 2]
 
 
 @pytest.mark.parametrize(
@@ -443,7 +444,7 @@ def _gif() -> bytes:
         ("cut.jpg", _truncated_jpeg),
         ("noise.png", lambda: np.random.default_rng(0).bytes(500)),
         ("notes.jpg", lambda: b"this is a text file\nwith two lines\n"),
-        ("anim.gif", _gif),
+        ("cut.gif", _truncated_gif),
     ],
 )
 def test_bad_inputs_raise_a_one_line_input_error(tmp_path, name, make):
@@ -483,11 +484,17 @@ def test_format_choice(tmp_path):
         ".tif",
         ".tiff",
         ".bmp",
+        ".avif",
+        ".heic",
+        ".heif",
+        ".jxl",
+        ".gif",
+        ".exr",
     }
     assert is_image_path(Path("a/B.JPEG")) and not is_image_path("clip.mp4")
     assert format_for_path("x.TIFF") == "TIFF" and format_for_path("x.jpeg") == "JPEG"
     with pytest.raises(UsageError):
-        format_for_path("x.gif")
+        format_for_path("x.gifv")
     out = write_image(tmp_path / "named.bin", _image(3, 8, False), format="png")
     assert read_image(out).format == "PNG"
 

@@ -54,6 +54,11 @@ class OutputFormat(str, Enum):
     webp = "webp"
     tiff = "tiff"
     bmp = "bmp"
+    avif = "avif"
+    heic = "heic"
+    jxl = "jxl"
+    gif = "gif"
+    exr = "exr"
 
 
 @dataclass
@@ -63,6 +68,7 @@ class _RunState:
     json_summary: bool = False
     summary: RunSummary = field(default_factory=RunSummary)
     printed: bool = False
+    to_stderr: bool = False  # stdout carries an image (`-o -`): the summary goes to stderr
 
     def print_json(self, error: str | None = None) -> None:
         if not self.json_summary or self.printed:
@@ -70,8 +76,9 @@ class _RunState:
         self.printed = True
         if error is not None:
             self.summary.error = error
-        sys.stdout.write(json.dumps(self.summary.to_json(), indent=2) + "\n")
-        sys.stdout.flush()
+        stream = sys.stderr if self.to_stderr else sys.stdout
+        stream.write(json.dumps(self.summary.to_json(), indent=2) + "\n")
+        stream.flush()
 
 
 class Terminated(KeyboardInterrupt):
@@ -204,9 +211,15 @@ def _make_restore_command(task: str) -> None:
         channels_last: Annotated[
             bool, typer.Option("--channels-last", help="Run the model in channels-last memory layout (faster for some conv nets).")
         ] = False,
+        watch: Annotated[
+            bool, typer.Option("--watch", help="Keep restoring what arrives in the input folders until Ctrl-C/SIGTERM (exit 0).")
+        ] = False,
+        compare: Annotated[
+            bool, typer.Option("--compare", help="Also write a before/after image beside each output (an HTML page for folders).")
+        ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")] = False,
         json_summary: Annotated[
-            bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
+            bool, typer.Option("--json", help="Print a machine-readable summary on stdout; JSON progress lines on stderr.")
         ] = False,
         debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     ) -> None:
@@ -219,12 +232,12 @@ def _make_restore_command(task: str) -> None:
                 trust_remote_code=trust_remote_code, recursive=recursive, skip_existing=skip_existing,
                 out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
                 crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,
-                strength=strength, alpha=alpha, faces=faces, face_model=face_model,
+                strength=strength, alpha=alpha, faces=faces, face_model=face_model, compare=compare,
             )
 
         state = _RunState(json_summary=json_summary)
         _guarded(
-            lambda: _restore(task, inputs, output, model, settings, quiet=quiet, debug=debug, state=state),
+            lambda: _restore(task, inputs, output, model, settings, quiet=quiet, debug=debug, state=state, watch=watch),
             debug=debug,
             state=state,
             quiet=quiet,
@@ -290,18 +303,33 @@ def _restore(
     quiet: bool,
     debug: bool,
     state: _RunState,
+    watch: bool = False,
 ) -> None:
-    """Parse -> settings -> irx.restore_files -> print."""
-    from irx.cli.progress import RichReporter  # noqa: PLC0415 - torch is imported only when work starts
+    """Parse -> settings -> irx.restore_files (or irx.watch.watch_files, or a stdin/stdout pipe) -> print."""
+    from irx.cli.pipes import wants_pipe  # noqa: PLC0415
+    from irx.cli.progress import JsonLinesReporter, RichReporter  # noqa: PLC0415 - torch only when work starts
     from irx.run import restore_files  # noqa: PLC0415
 
     if task == "run" and not model:
         raise UsageError("irx run needs --model (a file, hf://owner/repo/file or a zoo name)")
     resolved = settings()
     show_progress = not (quiet or state.json_summary) and stderr.is_terminal
-    reporter = RichReporter(stderr, show_progress=show_progress, debug=debug)
-    summary = restore_files(inputs, task=None if task == "run" else task, model=model, output=output,
-                            settings=resolved, reporter=reporter, summary=state.summary)
+    reporter: Any = RichReporter(stderr, show_progress=show_progress, debug=debug)
+    if state.json_summary:
+        reporter = JsonLinesReporter(sys.stderr)
+    name = None if task == "run" else task
+    if wants_pipe(inputs, output):
+        if watch or resolved.compare:
+            raise UsageError(f"{'--watch' if watch else '--compare'} does not go with stdin/stdout (`-`)")
+        summary = _restore_piped(name, inputs, output, model, resolved, reporter, state)
+    elif watch:
+        from irx.watch import watch_files  # noqa: PLC0415
+
+        summary = watch_files(inputs, task=name, model=model, output=output, settings=resolved, reporter=reporter,
+                              summary=state.summary)
+    else:
+        summary = restore_files(inputs, task=name, model=model, output=output,
+                                settings=resolved, reporter=reporter, summary=state.summary)
     if state.json_summary:
         state.print_json()
     elif not quiet:
@@ -317,6 +345,26 @@ def _restore(
         )
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _restore_piped(task: str | None, inputs: list[str], output: Path | None, model: str | None, settings: Any,
+                   reporter: Any, state: _RunState) -> RunSummary:
+    """`-` as the input reads stdin, `-o -` writes stdout; see irx.cli.pipes."""
+    from irx.cli.pipes import RenamedReporter, piped, rename_in_summary, stdout_for_data_only  # noqa: PLC0415
+    from irx.run import restore_files  # noqa: PLC0415
+
+    with piped(inputs, output, settings.out_format) as pipe:
+        state.to_stderr = state.to_stderr or pipe.to_stdout
+        with stdout_for_data_only() as write_stdout:
+            try:
+                summary = restore_files(pipe.inputs, task=task, model=model, output=pipe.output,
+                                        settings=settings, reporter=RenamedReporter(reporter, pipe.names),
+                                        summary=state.summary)
+            finally:
+                rename_in_summary(state.summary, pipe.names)
+            if pipe.to_stdout and summary.processed and pipe.output is not None:
+                write_stdout(pipe.output.read_bytes())
+    return summary
 
 
 for _task in (*TASKS, "run"):

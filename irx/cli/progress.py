@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
@@ -102,3 +104,48 @@ class RichReporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class JsonLinesReporter:
+    """`--json` progress: one JSON object per line and event, on stderr (stdout keeps the one summary object).
+
+    Events: {"event": "start", "files": N}, {"event": "file_done", "path"}, {"event": "file_failed", "path",
+    "reason"}, {"event": "warning", "path", "reason"}, {"event": "tiles", "done"} (tiles restored so far),
+    {"event": "frames", "path", "done", "total"} and {"event": "stop"}; under --watch each batch of arrivals
+    has its own start and stop.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+        self._tiles = 0
+
+    def _emit(self, event: str, **fields: object) -> None:
+        line = json.dumps({"event": event, **fields})
+        with self._lock:  # one whole line per event, whichever thread reports it
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def start(self, total_files: int) -> None:
+        self._emit("start", files=total_files)
+
+    def file_done(self, name: str) -> None:
+        self._emit("file_done", path=name)
+
+    def file_failed(self, name: str, reason: str, detail: str | None = None) -> None:
+        self._emit("file_failed", path=name, reason=reason)
+
+    def file_warning(self, name: str, message: str) -> None:
+        self._emit("warning", path=name, reason=message)
+
+    def tiles(self, count: int) -> None:
+        with self._lock:
+            self._tiles += count
+            done = self._tiles
+        self._emit("tiles", done=done)
+
+    def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None:
+        self._emit("frames", path=name, done=frames_done, total=frames_total)
+
+    def stop(self) -> None:
+        self._emit("stop")

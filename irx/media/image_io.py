@@ -18,8 +18,11 @@ Pillow does most of the work. Where it is not exact, irx does it itself:
   the tag in place, so the rest of the EXIF stays byte-identical. In TIFF
   files the tag is neutralised before decoding, since some decoders apply it.
 
-What is not kept: XMP, IPTC, PNG text chunks, DPI outside TIFF, animation
-(first frame only), 16-bit PNG tRNS transparency. JPEG and BMP drop alpha;
+AVIF, HEIC, JPEG XL, GIF, animated WebP and PNG, EXR and float TIFF are
+handled by :mod:`irx.media.formats` (optional libraries: ``irx[formats]``).
+
+What is not kept: XMP, IPTC, PNG text chunks, DPI outside TIFF, 16-bit PNG
+tRNS transparency. JPEG and BMP drop alpha;
 WebP stores grey as RGB; 16-bit grey+alpha TIFF is written as RGBA.
 """
 
@@ -37,6 +40,7 @@ import numpy as np
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from irx.errors import InputError, UsageError
+from irx.media import formats as _extra
 from irx.media.atomic import OutputExistsError, atomic_write_bytes
 
 __all__ = [
@@ -55,7 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", *_extra.EXTRA_EXTENSIONS}
 )
 _EXT_TO_FORMAT = {
     ".png": "PNG",
@@ -65,9 +69,10 @@ _EXT_TO_FORMAT = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
     ".bmp": "BMP",
+    **_extra.EXTRA_EXTENSIONS,  # AVIF, HEIC, JPEG XL, GIF, EXR: irx.media.formats
 }
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}
-SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG", "HEIC": "HEIF"}
+SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", *_extra.EXTRA_FORMATS)
 # MPO is how Pillow names camera JPEGs that carry extra pictures (e.g. previews).
 _PIL_OPEN_FORMATS = ["PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP"]
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
@@ -110,13 +115,16 @@ class DecodedImage:
         np.ndarray
     )  # float32 HWC in [0,1], C == 3 (RGB) or 1 (grey), orientation applied
     alpha: np.ndarray | None  # float32 HW in [0,1] or None
-    bit_depth: int  # 8 or 16, from the decoded sample type
+    bit_depth: int  # 8 or 16, from the decoded sample type (16 or 32 for float samples)
     format: str  # "PNG", "JPEG", "WEBP", "TIFF" or "BMP"
     exif: bytes | None  # b"Exif\0\0" + TIFF-structured EXIF, orientation reset to 1
     icc_profile: bytes | None
     path: Path | None = None
     # Damage the decoder worked around (the pixels are partly made up): one line each.
     warnings: list[str] = field(default_factory=list)
+    # Float samples (EXR, float TIFF): pixels may leave [0, 1] and are written as float again.
+    is_float: bool = False
+    animation: _extra.Animation | None = None  # every frame of an animated GIF/WebP/PNG (irx.media.formats)
 
     @property
     def is_grey(self) -> bool:
@@ -629,6 +637,9 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> DecodedImage:
     """Decode an encoded image; raises InputError (one line) for anything unusable."""
     if not data:
         raise InputError(f"{name}: empty file (0 bytes); it is not an image")
+    extra = _extra.decode_extra(data, name)  # AVIF, HEIC, JPEG XL, GIF, animated WebP/PNG, EXR, float TIFF
+    if extra is not None:
+        return extra
     # A TIFF's orientation is a tag of the file itself, which some decoders apply
     # (Pillow and OpenCV, depending on version and compression). Reset it to 1
     # in a copy so that no decoder rotates, and apply it below like for EXIF.
@@ -779,9 +790,12 @@ def encode_image(
 ) -> bytes:
     """Encode ``image`` to bytes in ``format``; see :func:`write_image` for what is kept."""
     fmt = _normalise_format(format)
+    extra = _extra.encode_extra(image, fmt, quality)
+    if extra is not None:
+        return extra
     pixels = _as_hwc(image.pixels)
     h, w = pixels.shape[:2]
-    depth = 16 if image.bit_depth == 16 and fmt in _SIXTEEN_BIT_FORMATS else 8
+    depth = 16 if image.bit_depth >= 16 and fmt in _SIXTEEN_BIT_FORMATS else 8
     if fmt == "WEBP" and pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)  # WebP has no grey mode
     grey = pixels.shape[2] == 1

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from irx.media.atomic import HOST_TAG, owner_is_gone, remove_orphans, short_name
 
-__all__ = ["Claim", "LedgerEntry", "Ledgers", "cleanup_stale_claims", "record_output", "try_claim"]
+__all__ = ["Claim", "LedgerEntry", "Ledgers", "cleanup_stale_claims", "forget_folder", "record_output", "try_claim"]
 
 _CLAIM_MARK = ".irx-claim"
 
@@ -67,6 +67,14 @@ def record_output(path: Path, *, task: str, source: Path) -> None:
             os.write(fd, (line + "\n").encode("utf-8", "surrogateescape"))
         finally:
             os.close(fd)
+    except OSError:
+        pass
+
+
+def forget_folder(folder: Path) -> None:
+    """Drop the ledger of ``folder`` (a temporary folder irx removes itself, as in stdin/stdout mode)."""
+    try:
+        _ledger_file(folder.resolve()).unlink(missing_ok=True)
     except OSError:
         pass
 
