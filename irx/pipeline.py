@@ -337,10 +337,11 @@ def _run_video(run: _Run, job: Job) -> None:
     if not run.claim(job):
         return
     try:
-        result = video.restore_video(  # atomic; creates the output's folders
+        # One engine per device: with several, the video is cut at keyframes and its parts shared out.
+        result = video.restore_video_split(  # atomic; creates the output's folders
             job.source,
             job.output,
-            _ScaledEngine(run.engines[0], run.options.out_scale),
+            [_ScaledEngine(engine, run.options.out_scale) for engine in run.engines],
             options,
             on_progress=lambda done, total: run.reporter.video_progress(job.name, done, total),
         )
