@@ -352,6 +352,11 @@ def _run_video(run: _Run, job: Job) -> None:
         return
     finally:
         run.release(job.output)
+    finish_video(run, job, result)
+
+
+def finish_video(run: _Run, job: Job, result: Any) -> None:
+    """Account for a written video (a VideoResult): --strict, the ledger, warnings, success."""
     if run.options.strict and (result.decode_errors or result.damaged_frames):
         job.output.unlink(missing_ok=True)  # irx's own file, just written
         run.failed(job.name, f"{job.name}: the video is damaged ({result.warnings[-1]}) (--strict)")

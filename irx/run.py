@@ -55,6 +55,10 @@ def restore_files(
         settings = RestoreSettings.resolve()  # validates
     else:
         settings.validate()  # built directly, it has not been checked yet
+    if settings.engine == "ray":
+        from irx.ray import require_ray  # noqa: PLC0415
+
+        require_ray()  # before any planning: a one-line error when the extra is not installed
     if spec is not None and spec.has_scale and settings.scale is None and model is None:
         settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
     if settings.offline:
@@ -89,6 +93,11 @@ def restore_files(
     if not plan.jobs:
         return summary
 
+    options = settings.pipeline_options(suffix, video)
+    if settings.engine == "ray":  # the same jobs, restored by workers on a Ray cluster
+        from irx.ray import run_on_ray  # noqa: PLC0415 - Ray is an optional extra
+
+        return run_on_ray(plan.jobs, model, suffix if spec is not None else None, settings, options, reporter, summary)
     engines = [
         Engine(
             load_model(model, task=suffix if spec is not None else None, scale=settings.scale, device=dev,
@@ -99,7 +108,7 @@ def restore_files(
         )
         for dev in devices
     ]
-    return run_pipeline(plan.jobs, engines, settings.pipeline_options(suffix, video), reporter, summary)
+    return run_pipeline(plan.jobs, engines, options, reporter, summary)
 
 
 def _check_video_outputs(jobs: list[Any], options: Any) -> None:

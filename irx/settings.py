@@ -50,6 +50,10 @@ class RestoreSettings:
     pix_fmt: str | None = None
     keep_audio: bool = True
     resume: bool = False
+    # where the work runs: "local" (this process, one engine per device) or "ray" (a Ray cluster, irx.ray)
+    engine: str = "local"
+    ray_address: str | None = None  # None: a local Ray cluster that starts and stops with the run
+    workers: int | None = None  # Ray restore workers (one model each); None: one per GPU, else per 2 CPUs
 
     @classmethod
     def resolve(cls, user_config: UserConfig | None = None, **given: Any) -> RestoreSettings:
@@ -75,6 +79,10 @@ class RestoreSettings:
         """Check every value before any file is touched (UsageError, exit code 2)."""
         from irx.engine import validate_engine_options  # noqa: PLC0415 - torch only when work starts
 
+        if self.engine not in ("local", "ray"):
+            raise UsageError(f"unknown engine {self.engine!r}; use local or ray", param="engine")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError("workers must be at least 1", param="workers")
         if self.scale is not None and self.scale < 1:
             raise UsageError("scale must be at least 1", param="scale")
         validate_engine_options(tile=self.tile, batch_size=self.batch_size, precision=self.precision)
