@@ -196,6 +196,8 @@ def _cluster_workers(ray: ModuleType, wanted: int | None) -> tuple[int, bool]:
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 0))
     if gpus:
+        if wanted is not None and wanted > gpus:
+            raise UsageError(f"{wanted} workers need {wanted} GPUs; the Ray cluster has {gpus}", param="workers")
         return (wanted or gpus), True
     # CPU workers take one CPU each, and decoding and encoding need at least one more.
     workers = wanted or max(1, (cpus - 1) // 2)
@@ -224,11 +226,11 @@ def run_on_ray(
         actor = ray.remote(num_gpus=1 if use_gpu else 0, num_cpus=0 if use_gpu else 1,
                            max_restarts=WORKER_RETRIES, max_task_retries=WORKER_RETRIES)(RestoreWorker)
         workers = [actor.remote(model, task, settings) for _ in range(count)]
-        first = _first_words(ray, workers)
         run = _Run([], options, reporter)
         run.summary = summary
-        reporter.start(len(jobs))
         try:
+            first = _first_words(ray, workers)
+            reporter.start(len(jobs))
             images = [job for job in jobs if job.kind == "image"]
             if images:
                 _RayImages(ray, run, workers, settings).run(images)
