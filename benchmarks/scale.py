@@ -1,17 +1,19 @@
 """Scaling out: the Ray engine vs the default (local) engine vs torchrun sharding, on this machine's CPUs.
 
-Measures, in one short run (a minute or two):
-1. images/s on a folder of small images with the bundled laformer_tiny_denoise: the local engine (one
-   process, all cores), torchrun with 2 ranks (each takes every 2nd file), and the Ray engine with 2 CPU
-   workers on a local cluster (started once; its start is timed on its own);
-2. video frames/s on one FFV1 clip: the local engine (one process) vs the Ray engine, which cuts the video at
-   keyframes and restores the parts on both workers (torchrun cannot split one video: one rank does it all);
-3. the scheduling overhead: the same runs with a model that does almost nothing (an 8-channel DnCNN on
-   16x16 images), so the time per image is what the engine itself costs; given in ms per image and as a
-   ratio of the real model's time per image.
+Measures, in one short run, with the bundled laformer_tiny_denoise and one thread per process:
+1. images/s on a folder of small images: the local engine (one process), torchrun with 2 ranks (each takes
+   every 2nd file) and the Ray engine with 2 CPU workers on a local cluster;
+2. video frames/s on one FFV1 clip (in the same runs, after the images): the local engine vs the Ray engine,
+   which cuts the video at keyframes and restores the parts on both workers (torchrun cannot split one
+   video: one rank does it all);
+3. the scheduling overhead: the local engine and the Ray engine with one worker, with a model that does
+   almost nothing (an 8-channel DnCNN on 16x16 images), so the difference per image is what Ray's tasks,
+   actor calls and object transfers cost; in ms per image and as a ratio of the real model's time per image.
+Rates count from when every process/worker has loaded the model; the start-up times are given apart
+(starting Ray worker processes and torchrun ranks costs tens of seconds on a busy 2-core machine).
 Results go to benchmarks/results/scale.json.
 
-    python benchmarks/scale.py [--images 24] [--size 96] [--frames 32]
+    python benchmarks/scale.py [--images 24] [--size 96] [--frames 32] [--tiny-images 120]
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from irx.pipeline import SilentReporter
 from irx.run import restore_files
 from irx.settings import RestoreSettings
 
@@ -92,16 +96,41 @@ def _watch_ray_workers() -> None:
     irx.ray._first_words = timed
 
 
-def _timed(inputs: list[Path], output: Path, model: str, **settings: object) -> tuple[float, float]:
-    """(wall seconds, seconds after the model was loaded) of one restore_files run."""
+class _Times(SilentReporter):
+    """When each file was done."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, float] = {}
+
+    def file_done(self, name: str) -> None:
+        self.done[name] = time.perf_counter()
+
+
+def _timed(inputs: list[Path], output: Path, model: str, **settings: object) -> dict[str, float]:
+    """One restore_files run: wall seconds, seconds to the model being loaded, and when its images and its video were done."""
+    times = _Times()
     start = time.perf_counter()
-    summary = restore_files(inputs, model=model, output=output,
+    summary = restore_files(inputs, model=model, output=output, reporter=times,
                             settings=RestoreSettings(device="cpu", offline=True, **settings))
     end = time.perf_counter()
     assert not summary.failed, summary.failed
-    if settings.get("engine") == "ray":
-        return end - start, end - _Clock.ready
-    return end - start, summary.seconds  # the local pipeline's seconds start once the model is loaded
+    ready = _Clock.ready if settings.get("engine") == "ray" else end - summary.seconds
+    images = [t for name, t in times.done.items() if not name.endswith(".mkv")]
+    videos = [t for name, t in times.done.items() if name.endswith(".mkv")]
+    images_done = max(images, default=ready)
+    return {"wall": end - start, "start": ready - start, "images": images_done - ready,
+            "video": (max(videos) - images_done) if videos else 0.0}
+
+
+def _warm(_: int) -> None:
+    import irx.media.image_io  # noqa: F401, PLC0415
+    import irx.ray  # noqa: F401, PLC0415
+
+
+def _warm_task_workers(ray: Any) -> None:
+    """Start the processes that run decode/encode tasks before timing: Ray keeps them for later jobs."""
+    task = ray.remote(num_cpus=1)(_warm)
+    ray.get([task.remote(i) for i in range(6)])
 
 
 def _torchrun(folder: Path, output: Path, model: str) -> tuple[float, float]:
@@ -126,6 +155,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--tiny-images", type=int, default=120)
     args = parser.parse_args()
     import ray  # noqa: PLC0415 - pip install 'irx[ray]'
 
@@ -142,49 +172,54 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = _images(root / "in", args.images, args.size)
-        small = _images(root / "small", args.images, 16)
+        small = _images(root / "small", args.tiny_images, 16)
         clip = _clip(root / "clip.mkv", args.frames, args.size)
         tiny = str(_tiny_model(root / "tiny.safetensors"))
 
-        runs = {
-            "local": _timed([folder], root / "out-local", MODEL),
-            "torchrun_2_ranks": _torchrun(folder, root / "out-torchrun", MODEL),
-        }
-        video = {"local": _timed([clip], root / "local.mkv", MODEL, codec="ffv1")}
-        tiny_runs = {"local": _timed([small], root / "tiny-local", tiny)}
+        # The local engine's seconds start once the model is loaded (summary.seconds); Ray's once every
+        # worker has loaded it (_Clock); a run does the images first, then the video.
+        local = _timed([folder, clip], root / "out-local", MODEL, codec="ffv1")
+        torchrun_wall, torchrun_steady = _torchrun(folder, root / "out-torchrun", MODEL)
+        tiny_local = _timed([small], root / "tiny-local", tiny)
 
         start = time.perf_counter()
         ray.init(num_cpus=3, object_store_memory=100 * 1024**2, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
         cluster_start = time.perf_counter() - start
+        _warm_task_workers(ray)
         try:
-            runs["ray_2_workers"] = _timed([folder], root / "out-ray", MODEL, engine="ray", workers=2)
-            video["ray_2_workers_split"] = _timed([clip], root / "ray.mkv", MODEL, engine="ray", workers=2, codec="ffv1")
-            tiny_runs["ray_2_workers"] = _timed([small], root / "tiny-ray", tiny, engine="ray", workers=2)
+            on_ray = _timed([folder, clip], root / "out-ray", MODEL, engine="ray", workers=2, codec="ffv1")
+            # One worker, as the local engine has one: the difference per image is the engine's own cost.
+            tiny_ray = _timed([small], root / "tiny-ray", tiny, engine="ray", workers=1)
         finally:
             ray.shutdown()
 
-    n, frames = args.images, args.frames
-
-    def rates(timings: dict[str, tuple[float, float]], count: int) -> dict[str, dict[str, float]]:
-        return {name: {"per_s_after_start": round(count / steady, 2), "per_s_wall": round(count / wall, 2),
-                       "start_s": round(wall - steady, 1)}
-                for name, (wall, steady) in timings.items()}
-
-    per_image = runs["local"][1] / n
-    overhead = (tiny_runs["ray_2_workers"][1] - tiny_runs["local"][1]) / n
+    n, frames, tiny_n = args.images, args.frames, args.tiny_images
+    overhead = (tiny_ray["images"] - tiny_local["images"]) / tiny_n
     results.update(
         {
-            "images": {"count": n, "size": args.size, "images": rates(runs, n)},
-            "video": {"frames": frames, "size": args.size, "frames": rates(video, frames)},
-            "ray_cluster_start_s": round(cluster_start, 1),
-            "overhead": {
-                "tiny_model_images": rates(tiny_runs, n),
-                "ray_ms_per_image": round(1000 * overhead, 1),
-                "ratio_to_model_time_per_image": round(overhead / per_image, 3),
+            "images": {
+                "count": n,
+                "size": args.size,
+                "images_per_s": {"local": round(n / local["images"], 2),
+                                 "torchrun_2_ranks": round(n / torchrun_steady, 2),
+                                 "ray_2_workers": round(n / on_ray["images"], 2)},
             },
-            "notes": "per_s_after_start: once the model is loaded in every process/worker; start_s: starting the "
-                     "workers (Ray actors, torchrun processes) and loading the model, not the Ray cluster's own start",
+            "video": {
+                "frames": frames,
+                "size": args.size,
+                "frames_per_s": {"local": round(frames / local["video"], 2),
+                                 "ray_2_workers_split": round(frames / on_ray["video"], 2)},
+            },
+            "start_s": {"local_model_load": round(local["start"], 1), "torchrun_ranks": round(torchrun_wall - torchrun_steady, 1),
+                        "ray_workers": round(on_ray["start"], 1), "ray_local_cluster": round(cluster_start, 1)},
+            "overhead": {
+                "tiny_model": f"{tiny_n} images of 16x16, DnCNN with 8 channels",
+                "s_per_image": {"local": round(tiny_local["images"] / tiny_n, 4), "ray": round(tiny_ray["images"] / tiny_n, 4)},
+                "ray_ms_per_image": round(1000 * overhead, 1),
+                "ratio_to_model_time_per_image": round(overhead / (local["images"] / n), 3),
+            },
+            "notes": "rates count from when the model is loaded in every process/worker; start_s is the time before that",
         }
     )
     RESULTS.mkdir(exist_ok=True)

@@ -18,8 +18,8 @@ The segments are then joined by remuxing (no re-encode) together with the copied
 See docs/video.md for the details and the reasons.
 
 The package is split by job: ``probe`` (what the input holds), ``plan`` (how the output is
-written), ``flow`` (the three stages and their messages), ``segments`` (segments and resume); this
-module is the entry point.
+written), ``flow`` (the three stages and their messages), ``segments`` (segments and resume), ``split``
+(one video cut at keyframes into parts for several engines); this module is the entry point.
 """
 
 from __future__ import annotations
