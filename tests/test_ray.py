@@ -5,6 +5,7 @@ One local Ray cluster of CPU workers serves the whole module (starting one is sl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -22,6 +23,9 @@ from conftest import make_image, write_png  # noqa: E402
 from test_video import read_video, stream_packets  # noqa: E402
 from test_video_split import make_clip  # noqa: E402
 
+from typer.testing import CliRunner  # noqa: E402
+
+from irx.cli.main import app  # noqa: E402
 from irx.errors import UsageError  # noqa: E402
 from irx.run import restore_files  # noqa: E402
 from irx.settings import RestoreSettings  # noqa: E402
@@ -75,10 +79,17 @@ def test_a_folder_gives_exactly_the_local_engines_outputs(photos: Path, tmp_path
         assert got[name].shape == want[name].shape and np.array_equal(got[name], want[name]), name
     assert not list((tmp_path / "ray").rglob(".*"))  # no claims or temp files left behind
 
-    # A rerun skips what is done, as the local engine does.
-    again = restore_files([photos], model=str(tiny_denoiser), output=tmp_path / "ray",
-                          settings=settings("ray", recursive=True))
-    assert again.processed == [] and sorted(again.skipped) == sorted(local.processed)
+    # A rerun skips what is done, as the local engine does; the command line's --json and exit code agree.
+    answers = {}
+    for engine in ("local", "ray"):
+        args = ["run", str(photos), "-r", "-o", str(tmp_path / engine), "--model", str(tiny_denoiser),
+                "--device", "cpu", "--json", "--engine", engine] + (["--workers", "2"] if engine == "ray" else [])
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output  # the corrupt file fails again
+        answers[engine] = json.loads(result.stdout)
+    for key in ("processed", "skipped", "failed", "counts"):
+        assert answers["ray"][key] == answers["local"][key], key
+    assert answers["ray"]["counts"] == {"processed": 0, "skipped": 8, "failed": 1}
     assert outputs(tmp_path / "ray").keys() == want.keys()
 
 
@@ -183,29 +194,6 @@ def test_workers_beyond_the_cluster_are_a_usage_error(tmp_path: Path, tiny_denoi
         restore_files([image], model=str(tiny_denoiser), output=tmp_path / "out",
                       settings=settings("ray").with_(workers=5))
     assert caught.value.param == "workers"
-
-
-def test_the_command_line_json_summary_and_exit_code_match_the_local_engine(tmp_path: Path, tiny_denoiser: Path) -> None:
-    import json
-
-    from typer.testing import CliRunner
-
-    from irx.cli.main import app
-
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write_png(folder / "good.png", make_image(16, 16))
-    (folder / "bad.png").write_bytes(b"not an image")
-    answers = {}
-    for engine in ("local", "ray"):
-        args = ["run", str(folder), "-o", str(tmp_path / engine), "--model", str(tiny_denoiser), "--device", "cpu",
-                "--json", "--engine", engine] + (["--workers", "2"] if engine == "ray" else [])
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 1, result.output  # a file failed
-        answers[engine] = json.loads(result.stdout)
-    for key in ("processed", "skipped", "failed", "counts"):
-        assert answers["ray"][key] == answers["local"][key]
-    assert answers["ray"]["counts"] == {"processed": 1, "skipped": 0, "failed": 1}
 
 
 def test_a_model_that_does_not_load_stops_the_run_before_any_file(tmp_path: Path) -> None:
