@@ -266,6 +266,15 @@ class _RayImages:
         return len(self.decoding) + len(self.ready) + len(self.writing)
 
     def run(self, jobs: list[Job]) -> None:
+        try:
+            self._stream(jobs)
+        except BaseException:
+            # Interrupted: nothing more is written behind the driver's back (its claims are released next).
+            for ref in [*self.decoding, *self.writing]:
+                self.ray.cancel(ref)
+            raise
+
+    def _stream(self, jobs: list[Job]) -> None:
         pending = iter(jobs)
         more = True
         while more or self.in_flight():
@@ -301,7 +310,8 @@ class _RayImages:
         self.ready.append((job, pixels))
 
     def _dispatch(self) -> None:
-        """Hand ready images to the least busy workers, a batch each, keeping two batches queued per worker."""
+        """Hand ready images to the least busy worker, a batch at a time: up to three batches queued per
+        worker, and past two only full ones (so a busy pool gets full batches, an idle one gets work at once)."""
         while self.ready:
             number = min(range(len(self.workers)), key=self.load.__getitem__)
             if self.load[number] >= 2 and len(self.ready) < self.batch:
