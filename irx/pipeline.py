@@ -219,56 +219,19 @@ class _Run:
         return job, decoded
 
     def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
-        images = [decoded.pixels for _, decoded in batch]
-        # Upscaling: each alpha channel goes through the model too, as a grey image in the same call.
-        model_alpha = [i for i, (_, decoded) in enumerate(batch) if self._alpha_by_model(engine, decoded)]
-        images += [alpha_as_grey(batch[i][1].alpha) for i in model_alpha]
         try:
-            outputs = engine.restore(images)
-        except Exception as error:  # noqa: BLE001
-            for job, _ in batch:
-                self.failed(job.name, error)
-                self.release(job.output)
-                self.slots.release()
-            return
-        alphas = dict(zip(model_alpha, outputs[len(batch):]))
-        strength = pixel_strength(engine.descriptor, self.options.strength)
-        faces = self._faces()  # a face model that cannot be had stops the run (one message, not one per file)
-        size = (self.options.out_scale, self.options.out_width, self.options.out_height)
-        for index, ((job, decoded), pixels) in enumerate(zip(batch, outputs)):
-            try:
-                restored = finish_image(decoded, pixels, engine.scale, *size,
-                                        model_alpha=alphas.get(index), strength=strength, faces=faces)
-                if decoded.animation is not None:
-                    restored = self._restore_frames(engine, decoded, restored, strength)
-            except Exception as error:  # noqa: BLE001 - e.g. a face model that fails on this image
-                self.failed(job.name, error)
+            results = restore_decoded(engine, [decoded for _, decoded in batch], self.options)
+        except Exception as error:  # noqa: BLE001 - the model failed on the batch: each file fails
+            results = [error] * len(batch)
+        for (job, decoded), restored in zip(batch, results):
+            if isinstance(restored, BaseException):
+                self.failed(job.name, restored)
                 self.release(job.output)
                 self.slots.release()
                 continue
             before = decoded.pixels if self.options.compare else None
             future = self.encode_pool.submit(self._write, job, restored, before)
             future.add_done_callback(lambda f, job=job: self._written(job, f))
-
-    def _alpha_by_model(self, engine: Engine, decoded: DecodedImage) -> bool:
-        return decoded.alpha is not None and self.options.alpha == "model" and (self.options.out_scale or engine.scale) != 1
-
-    def _faces(self) -> Any:
-        return self.options.faces() if self.options.faces is not None else None
-
-    def _restore_frames(
-        self, engine: Engine, decoded: DecodedImage, restored: DecodedImage, strength: float
-    ) -> DecodedImage:
-        """The other frames of an animation (GIF, WebP, PNG, AVIF, JPEG XL), through the same engine, output
-        size and strength as the first (faces are restored in the first frame only)."""
-        size = decoded.pixels.shape[:2]
-        out_size = (self.options.out_scale, self.options.out_width, self.options.out_height)
-
-        def finish_frame(source: np.ndarray, out: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-            out, alpha = fit_to_scale(out, alpha, size, engine.scale, *out_size)
-            return blend(source, out, strength), alpha
-
-        return restore_frames(restored, engine.restore, finish_frame)
 
     def _write(self, job: Job, image: DecodedImage, before: np.ndarray | None = None) -> Path:
         written_as = (self.options.out_format or job.output.suffix).upper().lstrip(".")
@@ -300,6 +263,53 @@ class _Run:
             self.succeeded(job)
         else:
             self.failed(job.name, error)
+
+
+def restore_decoded(
+    engine: Engine, batch: list[DecodedImage], options: PipelineOptions
+) -> list[DecodedImage | BaseException]:
+    """Restore decoded images with ``engine`` and finish each as ``options`` say (output size, strength,
+    alpha, faces, an animation's other frames): a finished image, or the error of that one image.
+
+    Raises when the model fails on the batch. The local pipeline and the Ray workers both restore through here.
+    """
+    images = [decoded.pixels for decoded in batch]
+    scale_changes = (options.out_scale or engine.scale) != 1 or options.out_width or options.out_height
+    # Upscaling: each alpha channel goes through the model too, as a grey image in the same call.
+    model_alpha = [i for i, decoded in enumerate(batch)
+                   if decoded.alpha is not None and options.alpha == "model" and scale_changes]
+    images += [alpha_as_grey(batch[i].alpha) for i in model_alpha]
+    outputs = engine.restore(images)
+    alphas = dict(zip(model_alpha, outputs[len(batch):]))
+    strength = pixel_strength(getattr(engine, "descriptor", None), options.strength)
+    # A face model that cannot be had stops the run (one message, not one per file).
+    faces = options.faces() if options.faces is not None else None
+    size = (options.out_scale, options.out_width, options.out_height)
+    results: list[DecodedImage | BaseException] = []
+    for index, (decoded, pixels) in enumerate(zip(batch, outputs)):
+        try:
+            restored = finish_image(decoded, pixels, engine.scale, *size,
+                                    model_alpha=alphas.get(index), strength=strength, faces=faces)
+            if decoded.animation is not None:
+                restored = _restore_frames(engine, decoded, restored, size, strength)
+            results.append(restored)
+        except Exception as error:  # noqa: BLE001 - e.g. a face model that fails on this image
+            results.append(error)
+    return results
+
+
+def _restore_frames(
+    engine: Engine, decoded: DecodedImage, restored: DecodedImage, out_size: tuple[Any, ...], strength: float
+) -> DecodedImage:
+    """The other frames of an animation (GIF, WebP, PNG, AVIF, JPEG XL), through the same engine, output
+    size and strength as the first (faces are restored in the first frame only)."""
+    size = decoded.pixels.shape[:2]
+
+    def finish_frame(source: np.ndarray, out: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        out, alpha = fit_to_scale(out, alpha, size, engine.scale, *out_size)
+        return blend(source, out, strength), alpha
+
+    return restore_frames(restored, engine.restore, finish_frame)
 
 
 def output_size(
@@ -446,11 +456,12 @@ def _run_video(run: _Run, job: Job) -> None:
     if not run.claim(job):
         return
     try:
-        result = video.restore_video(  # atomic; creates the output's folders
+        # One engine per device: with several, the video is cut at keyframes and its parts shared out.
+        result = video.restore_video_split(  # atomic; creates the output's folders
             job.source,
             job.output,
-            _ScaledEngine(run.engines[0], run.options.out_scale, run.options.out_width, run.options.out_height,
-                          run.options.strength, run.options.faces),
+            [_ScaledEngine(engine, run.options.out_scale, run.options.out_width, run.options.out_height,
+                           run.options.strength, run.options.faces) for engine in run.engines],
             options,
             on_progress=lambda done, total: run.reporter.video_progress(job.name, done, total),
         )
@@ -461,6 +472,11 @@ def _run_video(run: _Run, job: Job) -> None:
         return
     finally:
         run.release(job.output)
+    finish_video(run, job, result)
+
+
+def finish_video(run: _Run, job: Job, result: Any) -> None:
+    """Account for a written video (a VideoResult): --strict, the ledger, warnings, success."""
     if run.options.strict and (result.decode_errors or result.damaged_frames):
         job.output.unlink(missing_ok=True)  # irx's own file, just written
         run.failed(job.name, f"{job.name}: the video is damaged ({result.warnings[-1]}) (--strict)")

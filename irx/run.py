@@ -84,8 +84,14 @@ def restore_files(
     if not plan.jobs:
         return summary
 
-    engines = build_engines(model, spec, settings, devices, reporter, summary)
-    summary = run_pipeline(plan.jobs, engines, pipeline_options(settings, suffix, video, devices), reporter, summary)
+    options = pipeline_options(settings, suffix, video, devices)
+    if settings.engine == "ray":  # the same jobs, restored by workers on a Ray cluster
+        from irx.ray import run_on_ray  # noqa: PLC0415 - Ray is an optional extra
+
+        summary = run_on_ray(plan.jobs, model, suffix if spec is not None else None, settings, options, reporter, summary)
+    else:
+        engines = build_engines(model, spec, settings, devices, reporter, summary)
+        summary = run_pipeline(plan.jobs, engines, options, reporter, summary)
     if settings.compare:
         compare_page(plan.jobs, summary, several=len(names) > 1 or any(Path(n).is_dir() for n in names))
     return summary
@@ -145,6 +151,10 @@ def _checked_settings(task: str | None, model: str | None, settings: RestoreSett
         settings = RestoreSettings.resolve()  # validates
     else:
         settings.validate()  # built directly, it has not been checked yet
+    if settings.engine == "ray":
+        from irx.ray import require_ray  # noqa: PLC0415
+
+        require_ray()  # before any planning: a one-line error when the extra is not installed
     if spec is not None and spec.has_scale and settings.scale is None and model is None:
         settings = settings.with_(scale=4)  # the default upscaler is x4; a given model keeps its own scale
     if settings.offline:

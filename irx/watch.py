@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from irx.errors import UsageError
 from irx.settings import RestoreSettings
 from irx.summary import RunSummary
 
@@ -56,6 +57,8 @@ def watch_files(
     )
 
     spec, settings = _checked_settings(task, model, settings)
+    if settings.engine != "local":
+        raise UsageError("watching a folder runs on the local engine; use engine local", param="engine")
     devices = resolve_devices(settings.device)
     reporter = reporter or SilentReporter()
     summary = summary if summary is not None else RunSummary()

@@ -148,3 +148,11 @@ def test_device_means_the_same_for_restore_and_train():
     with pytest.raises(UsageError) as caught:
         resolve_device("bogus")
     assert caught.value.param == "device"
+
+
+@pytest.mark.parametrize("name", ["faces", "compare"])
+def test_engine_ray_refuses_what_its_workers_do_not_do(name: str) -> None:
+    # Said up front rather than silently dropped by the Ray workers.
+    with pytest.raises(UsageError, match=f"{name} is not available with engine ray"):
+        RestoreSettings.resolve(engine="ray", **{name: True})
+    RestoreSettings.resolve(engine="local", **{name: True})  # the local engine does it

@@ -217,6 +217,15 @@ def _make_restore_command(task: str) -> None:
         compare: Annotated[
             bool, typer.Option("--compare", help="Also write a before/after image beside each output (an HTML page for folders).")
         ] = False,
+        engine: Annotated[
+            str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install 'irx[ray]').", rich_help_panel="Scale")
+        ] = "local",
+        ray_address: Annotated[
+            Optional[str], typer.Option(help="Ray cluster to use (e.g. auto); default: a local one for this command.", rich_help_panel="Scale")
+        ] = None,
+        workers: Annotated[
+            Optional[int], typer.Option(help="Ray restore workers, one model each (default: one per GPU).", rich_help_panel="Scale")
+        ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")] = False,
         json_summary: Annotated[
             bool, typer.Option("--json", help="Print a machine-readable summary on stdout; JSON progress lines on stderr.")
@@ -233,6 +242,7 @@ def _make_restore_command(task: str) -> None:
                 out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
                 crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,
                 strength=strength, alpha=alpha, faces=faces, face_model=face_model, compare=compare,
+                engine=engine, ray_address=ray_address, workers=workers,
             )
 
         state = _RunState(json_summary=json_summary)

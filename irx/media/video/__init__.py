@@ -18,15 +18,16 @@ The segments are then joined by remuxing (no re-encode) together with the copied
 See docs/video.md for the details and the reasons.
 
 The package is split by job: ``probe`` (what the input holds), ``plan`` (how the output is
-written), ``flow`` (the three stages and their messages), ``segments`` (segments and resume); this
-module is the entry point.
+written), ``flow`` (the three stages and their messages), ``segments`` (segments and resume), ``split``
+(one video cut at keyframes into parts for several engines); this module is the entry point.
 """
 
 from __future__ import annotations
 
 import errno
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,7 @@ __all__ = [
     "probe_video",
     "restore_video",
     "video_encoders",
+    "restore_video_split",
 ]
 
 
@@ -138,6 +140,26 @@ def restore_video(
     """
     src, dst = Path(src), Path(dst)
     options = options or VideoOptions()
+    _check_request(src, dst, options)
+    info = probe_video(src)
+    size = restored_size(engine, info.height, info.width)
+    with _open_input(src) as probe:
+        plan, warnings = _plan_output(info, _video_stream(probe, src), dst, size, options)
+    segment_frames = options.segment_frames
+    if options.resume and segment_frames == 0:
+        segment_frames = max(1, round(float(info.fps or 25) * DEFAULT_SEGMENT_SECONDS))
+    total = info.estimated_frames
+    exact = info.frames is not None
+    with write_errors(dst, segmented=segment_frames > 0):
+        if segment_frames > 0:
+            return _restore_segmented(
+                src, dst, engine, options, plan, segment_frames, total, exact, on_progress, warnings
+            )
+        return _restore_direct(src, dst, engine, options, plan, total, exact, on_progress, warnings)
+
+
+def _check_request(src: Path, dst: Path, options: VideoOptions) -> None:
+    """The checks of a restore request that need no decoding (UsageError)."""
     if options.batch_size < 1 or options.segment_frames < 0:
         raise UsageError("batch size must be at least 1 and segment frames at least 0")
     if dst.suffix.lower() not in _MUXERS:
@@ -148,32 +170,22 @@ def restore_video(
         raise UsageError(f"{dst}: the output would overwrite its own input; choose another output")
     if dst.exists() and not options.overwrite:
         raise UsageError(f"{dst}: already exists; use overwrite to replace it or choose another output", param="overwrite")
-    info = probe_video(src)
-    size = restored_size(engine, info.height, info.width)
-    with _open_input(src) as probe:
-        plan, warnings = _plan_output(info, _video_stream(probe, src), dst, size, options)
-    segment_frames = options.segment_frames
-    if options.resume and segment_frames == 0:
-        segment_frames = max(1, round(float(info.fps or 25) * DEFAULT_SEGMENT_SECONDS))
-    total = info.estimated_frames
-    exact = info.frames is not None
+
+
+@contextmanager
+def write_errors(dst: Path, *, segmented: bool) -> Iterator[None]:
+    """Word the OS and FFmpeg errors of writing ``dst`` as one-line IrxErrors."""
     try:
-        if segment_frames > 0:
-            result = _restore_segmented(
-                src, dst, engine, options, plan, segment_frames, total, exact, on_progress, warnings
-            )
-        else:
-            result = _restore_direct(src, dst, engine, options, plan, total, exact, on_progress, warnings)
+        yield
     except OSError as error:
         if isinstance(error, IrxError):
             raise
         if error.errno == errno.ENOSPC:
-            hint = " (run again with --resume to keep the finished segments)" if segment_frames else ""
+            hint = " (run again with --resume to keep the finished segments)" if segmented else ""
             raise IrxError(f"{dst}: disk full while writing the video; free some space and run again{hint}") from None
         raise IrxError(f"{dst}: cannot write the video ({_ff_message(error)})") from None
     except av.error.FFmpegError as error:
         raise IrxError(f"{dst}: encoding failed ({_ff_message(error)}); try another codec or pix_fmt", param=("codec", "pix_fmt")) from None
-    return result
 
 
 def _restore_direct(
@@ -272,3 +284,7 @@ def _result(
         queue_high_water={"decoded": flow.q_in.high_water, "restored": flow.q_out.high_water},
         stage_seconds={key: round(value, 3) for key, value in flow.seconds.items()},
     )
+
+
+# Last: the split path builds on restore_video and VideoResult above.
+from irx.media.video.split import restore_video_split  # noqa: E402

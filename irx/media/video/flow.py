@@ -86,6 +86,19 @@ class Failed:
     error: BaseException
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A stretch of the video for one worker (irx.media.video.split): the frames with ``first_pts <= pts < end_pts``.
+
+    Timestamps are the input stream's; None is open-ended. Decoding starts from the keyframe at or before
+    ``seek`` (None: the start of the file).
+    """
+
+    seek: int | None
+    first_pts: int | None
+    end_pts: int | None
+
+
 @dataclass(slots=True)
 class Abort:
     """The flow stopped: the encoder finishes nothing more and drops its unfinished output."""
@@ -114,6 +127,7 @@ class _Flow:
         self.decode_errors = 0
         self.damaged = 0
         self.frames_decoded = 0
+        self.stop_reading = False  # a window's end was reached: the decoder stops, the rest of the flow goes on
         # Seconds each stage spent working and the calling thread spent waiting (where the time goes).
         self.seconds = {"decode": 0.0, "engine": 0.0, "encode": 0.0, "wait_for_decode": 0.0, "wait_for_encode": 0.0}
 
@@ -129,13 +143,25 @@ class _Flow:
 
 
 def _decode_worker(
-    flow: _Flow, src: Path, plan: _Plan, copy_indices: set[int], start_frame: int, expected: tuple[int | None, bool]
+    flow: _Flow,
+    src: Path,
+    plan: _Plan,
+    copy_indices: set[int],
+    start_frame: int,
+    expected: tuple[int | None, bool],
+    window: Window | None = None,
 ) -> None:
-    """Demux and decode ``src`` onto q_in: a Frame per frame from ``start_frame`` on, a Packet per copied packet."""
+    """Demux and decode ``src`` onto q_in: a Frame per frame from ``start_frame`` on, a Packet per copied packet.
+
+    With a ``window`` only the frames inside it are sent (numbered from 0); the first frame after it is still
+    decoded, since the last frame's duration is the step to the next one, as in the whole-file run.
+    """
     try:
         with _open_input(src) as container:
             video = _video_stream(container, src)
             video.thread_type = "AUTO"
+            if window is not None and window.seek is not None:
+                container.seek(window.seek, stream=video, backward=True, any_frame=False)
             wanted = [video] + [s for s in container.streams if s.index in copy_indices]
             tb_in = Fraction(video.time_base)
             rescale = tb_in != plan.time_base
@@ -153,7 +179,7 @@ def _decode_worker(
                     _stages.put(flow.q_in, Frame(number, array, pts, duration), flow.stop)
 
             packets = container.demux(wanted)
-            while not flow.stop.is_set():
+            while not flow.stop.is_set() and not flow.stop_reading:
                 try:
                     packet = next(packets)
                 except StopIteration:
@@ -182,6 +208,8 @@ def _decode_worker(
                     )
                     continue
                 for frame in frames:
+                    if window is not None and _before(window, frame.pts):
+                        continue
                     if frame.is_corrupt:
                         flow.damaged += 1
                         flow.warn(f"frame {index} is damaged in the input; written as the decoder concealed it")
@@ -198,6 +226,12 @@ def _decode_worker(
                     duration = frame.duration or 0
                     duration = round(duration * tb_in / plan.time_base) if (rescale and duration) else duration
                     prev_pts = pts
+                    if window is not None and window.end_pts is not None and frame.pts >= window.end_pts:
+                        if held is not None:
+                            emit(held[0], held[1], held[2], pts - held[2])
+                            held = None
+                        flow.stop_reading = True
+                        break
                     # A frame is shown until the next one starts; the decoder's duration is only a
                     # guess (in mp4 it is a decode-time step), so hold each frame until the next arrives.
                     if held is not None:
@@ -205,6 +239,8 @@ def _decode_worker(
                     held = (index, frame, pts, duration or step)
                     index += 1
             if held is not None and not flow.stop.is_set():
+                if window is not None and window.end_pts is not None:
+                    raise IrxError(f"{src}: the video ended before timestamp {window.end_pts}; it cannot be split there")
                 emit(*held)
             flow.frames_decoded = index
             if index == 0 and not flow.stop.is_set():
@@ -222,6 +258,13 @@ def _decode_worker(
     except BaseException as error:  # noqa: BLE001 - handed to the calling thread
         with suppress(Stopped):
             _stages.put(flow.q_in, Failed(error), flow.stop)
+
+
+def _before(window: Window, pts: int | None) -> bool:
+    """Whether a decoded frame comes before ``window`` (it belongs to an earlier one)."""
+    if pts is None:
+        raise IrxError("a video frame has no timestamp; the video cannot be split into parts")
+    return window.first_pts is not None and pts < window.first_pts
 
 
 class _Sink(Protocol):
@@ -272,6 +315,7 @@ def _run_flow(
     total: int | None,
     on_progress: Callable[[int, int | None], None] | None,
     exact_total: bool = False,
+    window: Window | None = None,
 ) -> _Flow:
     """Run decode -> engine -> encode to completion; the engine runs in this (the calling) thread."""
     batch_size = max(1, options.batch_size)
@@ -279,7 +323,7 @@ def _run_flow(
     expected = (total, exact_total)
     decoder = threading.Thread(
         target=_decode_worker,
-        args=(flow, src, plan, copy_indices, start_frame, expected),
+        args=(flow, src, plan, copy_indices, start_frame, expected, window),
         name="irx-decode",
         daemon=True,
     )
