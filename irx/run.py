@@ -53,6 +53,7 @@ def restore_files(
     from irx.pipeline import SilentReporter, run_pipeline  # noqa: PLC0415
 
     spec, settings = _checked_settings(task, model, settings)
+    model = _fast_model(spec, settings, model)
     reporter = reporter or SilentReporter()
     summary = summary if summary is not None else RunSummary()
     devices = resolve_devices(settings.device)
@@ -140,6 +141,22 @@ def compare_page(jobs: Sequence[Any], summary: RunSummary, *, several: bool) -> 
     except OSError as error:
         summary.warnings.append({"path": str(folder), "reason": f"no compare page: {error}"})
 
+
+
+def _fast_model(spec: Any, settings: RestoreSettings, model: str | None) -> str | None:
+    """The model to run: the given one, or with `fast` the task's smallest bundled model (for every engine)."""
+    if not settings.fast:
+        return model
+    if model:
+        raise UsageError("fast chooses the model itself; give either a model or fast", param=("model", "fast"))
+    if spec is None:
+        raise UsageError("fast needs a task (it picks that task's smallest bundled model)", param="fast")
+    from irx.zoo import default_catalogue, model_scale_for  # noqa: PLC0415
+
+    record = default_catalogue().fastest_bundled(spec.name, model_scale_for(spec.name, settings.scale))
+    if record is None:
+        raise UsageError(f"irx bundles no {spec.name} model to run fast", param="fast")
+    return record.name
 
 
 def _checked_settings(task: str | None, model: str | None, settings: RestoreSettings | None) -> tuple[Any, RestoreSettings]:

@@ -41,6 +41,7 @@ class RestoreSettings:
     width: int | None = None  # output width and/or height in pixels (one alone keeps the aspect ratio)
     height: int | None = None
     offline: bool = False
+    fast: bool = False  # the task's smallest bundled model instead of its default (CPU-sized, offline)
     trust_remote_code: bool = False
     # inputs and outputs
     recursive: bool = False

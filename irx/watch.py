@@ -49,6 +49,7 @@ def watch_files(
     from irx.run import (  # noqa: PLC0415
         _check_video_outputs,
         _checked_settings,
+        _fast_model,
         _remove_stale_files,
         build_engines,
         compare_page,
@@ -57,6 +58,7 @@ def watch_files(
     )
 
     spec, settings = _checked_settings(task, model, settings)
+    model = _fast_model(spec, settings, model)
     if settings.engine != "local":
         raise UsageError("watching a folder runs on the local engine; use engine local", param="engine")
     devices = resolve_devices(settings.device)

@@ -176,6 +176,9 @@ def _make_restore_command(task: str) -> None:
         ] = None,
         quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality 1-100 (default 95).", min=1, max=100)] = None,
         offline: Annotated[bool, typer.Option("--offline", help="Never touch the network; use cached or bundled models.")] = False,
+        fast: Annotated[
+            bool, typer.Option("--fast", help="Run the task's smallest bundled model (CPU-sized, offline) instead of its default.")
+        ] = False,
         trust_remote_code: Annotated[
             bool, typer.Option("--trust-remote-code", help="Allow TorchScript model files (they carry code).")
         ] = False,
@@ -237,7 +240,7 @@ def _make_restore_command(task: str) -> None:
 
             return RestoreSettings.resolve(
                 device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
-                channels_last=channels_last, compile=compile, scale=scale, width=width, height=height, offline=offline,
+                channels_last=channels_last, compile=compile, scale=scale, width=width, height=height, offline=offline, fast=fast,
                 trust_remote_code=trust_remote_code, recursive=recursive, skip_existing=skip_existing,
                 out_format=out_format.value if out_format else None, quality=quality, strict=strict, codec=codec,
                 crf=crf, preset=preset, pix_fmt=pix_fmt, keep_audio=not no_audio, resume=resume,

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -299,6 +300,17 @@ class Catalogue:
     def bundled_path(self, record: ModelRecord) -> Path:
         return self.weights_dir / str(record.filename)
 
+    def fastest_bundled(self, task: str, scale: int | None = None) -> ModelRecord | None:
+        """The bundled record for a task (of that scale, where it has one) with the fewest parameters."""
+        fitting = [
+            r for r in self._by_name.values()
+            if r.source == "bundled" and r.supported and task in r.tasks
+            and (scale is None or not has_scale(task) or r.scale == scale)
+        ]
+        if not fitting:
+            return None
+        return min(fitting, key=lambda r: (_parameter_count(self.bundled_path(r)), r.name))
+
     def defaults(self, task: str, scale: int | None = None) -> tuple[ModelRecord | None, ModelRecord | None]:
         """(third-party default, bundled default) for a task; either may be None.
 
@@ -332,3 +344,18 @@ def requirement_met(record: ModelRecord) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(record.requires) is not None
+
+
+def _parameter_count(path: Path) -> int:
+    """Parameters in a safetensors file, from its header only (no tensor is read)."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    count = 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            size = 1
+            for dim in entry["shape"]:
+                size *= dim
+            count += size
+    return count
