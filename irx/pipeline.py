@@ -24,9 +24,9 @@ import numpy as np
 
 from irx import _stages
 from irx._stages import End, Stopped
-from irx.engine import Engine
+from irx.engine import Engine, PendingRestore
 from irx.errors import InputError, IrxError
-from irx.media.image_io import DecodedImage, read_image, write_image
+from irx.media.image_io import DecodedImage, format_for_path, read_image, to_float, write_image, written_bit_depth
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
 from irx.summary import RunSummary
@@ -148,7 +148,7 @@ class _Run:
                 if not self.claim(job):
                     self.slots.release()
                     continue
-                self.decoded.put((job, self.decode_pool.submit(read_image, job.source)))
+                self.decoded.put((job, self.decode_pool.submit(self._decode, job)))
         except Stopped:
             return
         finally:
@@ -163,35 +163,72 @@ class _Run:
             self.stop.set()
 
     def _work(self, engine: Engine) -> None:
-        """Take what is decoded (up to one batch's worth), restore, hand over to the encoders.
+        """Take what is decoded (up to one batch's worth), submit it, hand the previous batch to the encoders.
 
         Engine.restore is the one place that groups images by shape and memory budget; this loop only
-        decides how many ready images to hand it at once.
+        decides how many ready images to hand it at once. One batch stays in flight: the next one is
+        submitted before the current one's results are collected, so on CUDA the device computes while this
+        thread waits for the copies back. The loop only blocks on the decoders with nothing in flight, so a
+        batch never holds its prefetch slots while the next one waits for them.
         """
+        in_flight: tuple[list[tuple[Job, DecodedImage]], PendingRestore] | None = None
         pending: Any = None
-        while not self.stop.is_set():
-            item = pending if pending is not None else self.decoded.get()
-            pending = None
-            if isinstance(item, End):
-                self.decoded.put(item)  # let the other engine workers see the end too
-                return
-            first = self._take(item)
-            if first is None:
-                continue
-            batch = [first]
-            limit = engine.images_per_batch(*first[1].pixels.shape[:2])
-            while len(batch) < limit:
-                try:
-                    nxt = self.decoded.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(nxt, End):
-                    pending = nxt
-                    break
-                taken = self._take(nxt)
-                if taken is not None:
-                    batch.append(taken)
-            self._restore_batch(engine, batch)
+        try:
+            while not self.stop.is_set():
+                if pending is not None:
+                    item, pending = pending, None
+                else:
+                    try:
+                        item = self.decoded.get_nowait()
+                    except queue.Empty:
+                        if in_flight is not None:  # nothing to overlap with: finish the batch first
+                            self._finish_batch(engine, *in_flight)
+                            in_flight = None
+                        item = self.decoded.get()
+                if isinstance(item, End):
+                    self.decoded.put(item)  # let the other engine workers see the end too
+                    return
+                first = self._take(item)
+                if first is None:
+                    continue
+                batch = [first]
+                limit = engine.images_per_batch(*first[1].pixels.shape[:2])
+                while len(batch) < limit:
+                    try:
+                        nxt = self.decoded.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, End):
+                        pending = nxt
+                        break
+                    taken = self._take(nxt)
+                    if taken is not None:
+                        batch.append(taken)
+                submitted = self._submit_batch(engine, batch)
+                if in_flight is not None:
+                    self._finish_batch(engine, *in_flight)
+                in_flight = (batch, submitted) if submitted is not None else None
+        finally:
+            if in_flight is not None:  # restored already (or nearly): write it, also when stopped
+                self._finish_batch(engine, *in_flight)
+
+    def _decode(self, job: Job) -> DecodedImage:
+        """Decode in the file's own sample type, which crosses the bus at a quarter (uint8) or half (uint16)
+        of float32's size and is converted on the device. Where the restored pixels are resized or written at
+        a lower bit depth they stay float until then, as they always were, so that every output is the same
+        bit for bit as restoring float pixels."""
+        decoded = read_image(job.source, native=True)
+        resized = self.options.out_scale not in (None, self.engines[0].scale)
+        if resized or not self._writes_native_depth(job, decoded):
+            decoded = replace(decoded, pixels=to_float(decoded.pixels))
+        return decoded
+
+    def _writes_native_depth(self, job: Job, decoded: DecodedImage) -> bool:
+        try:
+            fmt = self.options.out_format or format_for_path(job.output)
+            return written_bit_depth(decoded.bit_depth, fmt) == decoded.bit_depth
+        except IrxError:  # an unknown output format: writing it fails later with the message for it
+            return False
 
     def _take(self, item: Any) -> tuple[Job, DecodedImage] | None:
         job, future = item
@@ -200,22 +237,31 @@ class _Run:
             if decoded.warnings and self.options.strict:
                 raise InputError(f"{job.name}: {decoded.warnings[0]} (strict)", param="strict")
         except BaseException as error:  # noqa: BLE001 - a bad file is reported, the run goes on
-            self.failed(job.name, error)
-            self.release(job.output)
-            self.slots.release()
+            self._fail(job, error)
             return None
         for warning in decoded.warnings:
             self.warned(job.name, warning)
         return job, decoded
 
-    def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
+    def _fail(self, job: Job, error: BaseException) -> None:
+        self.failed(job.name, error)
+        self.release(job.output)
+        self.slots.release()
+
+    def _submit_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> PendingRestore | None:
         try:
-            outputs = engine.restore([decoded.pixels for _, decoded in batch])
+            return engine.submit([decoded.pixels for _, decoded in batch])
+        except Exception as error:  # noqa: BLE001 - the batch fails, the run goes on
+            for job, _ in batch:
+                self._fail(job, error)
+            return None
+
+    def _finish_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]], submitted: PendingRestore) -> None:
+        try:
+            outputs = submitted.result()
         except Exception as error:  # noqa: BLE001
             for job, _ in batch:
-                self.failed(job.name, error)
-                self.release(job.output)
-                self.slots.release()
+                self._fail(job, error)
             return
         for (job, decoded), pixels in zip(batch, outputs):
             restored = finish_image(decoded, pixels, engine.scale, self.options.out_scale)
@@ -259,7 +305,9 @@ def fit_to_scale(
     if (pixels.shape[1], pixels.shape[0]) != target:
         shrinking = pixels.shape[1] > target[0]
         resized = cv2.resize(pixels, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-        pixels = np.clip(resized.reshape(target[1], target[0], -1), 0, 1).astype(np.float32)
+        resized = resized.reshape(target[1], target[0], -1)
+        # integer samples (video frames) saturate in cv2 itself; floats are clipped to [0, 1]
+        pixels = resized if resized.dtype.kind == "u" else np.clip(resized, 0, 1).astype(np.float32)
     if alpha is not None and target_scale != 1:
         alpha = np.clip(cv2.resize(alpha, target, interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
     return pixels, alpha
