@@ -95,6 +95,7 @@ def restore_files(
                        offline=settings.offline or None, trust_remote_code=settings.trust_remote_code),
             device=dev,
             on_tiles=reporter.tiles,
+            on_tiles_planned=getattr(reporter, "tiles_planned", None),  # reporters written before it existed
             **settings.engine_kwargs(),
         )
         for dev in devices
