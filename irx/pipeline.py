@@ -168,10 +168,12 @@ class _Run:
         """Take what is decoded (up to one batch's worth), submit it, hand the previous batch to the encoders.
 
         Engine.restore is the one place that groups images by shape and memory budget; this loop only
-        decides how many ready images to hand it at once. One batch stays in flight: the next one is
-        submitted before the current one's results are collected, so on CUDA the device computes while this
-        thread waits for the copies back. The loop only blocks on the decoders with nothing in flight, so a
-        batch never holds its prefetch slots while the next one waits for them.
+        decides how many ready images to hand it at once. On CUDA one batch stays in flight: the next one is
+        submitted before the current one's results are collected, so the device computes while this thread
+        prepares the next batch (on the CPU `submit` does the work itself, so there is nothing to overlap).
+        Two batches in flight need two batches' worth of prefetch slots; with fewer, the loop finishes one
+        batch before it waits for the decoders. The loop only waits for the decoders with nothing in flight: a batch
+        is never held back from the encoders (and never keeps its prefetch slots) while the next one decodes.
         """
         in_flight: tuple[list[tuple[Job, DecodedImage]], PendingRestore] | None = None
         pending: Any = None
@@ -183,9 +185,12 @@ class _Run:
                     try:
                         item = self.decoded.get_nowait()
                     except queue.Empty:
-                        if in_flight is not None:  # nothing to overlap with: finish the batch first
-                            self._finish_batch(engine, *in_flight)
-                            in_flight = None
+                        item = None
+                    if in_flight is not None and not _decoded_already(item):
+                        # nothing ready to overlap with: hand the batch in flight to the encoders first
+                        self._finish_batch(engine, *in_flight)
+                        in_flight = None
+                    if item is None:
                         item = self.decoded.get()
                 if isinstance(item, End):
                     self.decoded.put(item)  # let the other engine workers see the end too
@@ -209,7 +214,12 @@ class _Run:
                 submitted = self._submit_batch(engine, batch)
                 if in_flight is not None:
                     self._finish_batch(engine, *in_flight)
-                in_flight = (batch, submitted) if submitted is not None else None
+                    in_flight = None
+                if submitted is not None:
+                    if engine.asynchronous:
+                        in_flight = (batch, submitted)
+                    else:  # the work is done already: holding it back would only delay the encoders
+                        self._finish_batch(engine, batch, submitted)
         finally:
             if in_flight is not None:  # restored already (or nearly): write it, also when stopped
                 self._finish_batch(engine, *in_flight)
@@ -291,6 +301,11 @@ class _Run:
             self.succeeded(job)
         else:
             self.failed(job.name, error)
+
+
+def _decoded_already(item: Any) -> bool:
+    """Whether a queue item (a decode future, or End) can be taken without waiting for a decoder."""
+    return item is not None and (isinstance(item, End) or item[1].done())
 
 
 def fit_to_scale(

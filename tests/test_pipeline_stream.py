@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+from spandrel import ModelLoader
 
 from irx.engine import Engine, PendingRestore
 from irx.media.image_io import read_image, write_image
@@ -29,8 +31,8 @@ def save_png(path: Path, image: np.ndarray, dtype: type, alpha: bool = False) ->
     if alpha:
         ramp = np.linspace(0, peak, image.shape[1], dtype=np.float64)
         samples = np.concatenate([samples, np.broadcast_to(ramp, image.shape[:2])[..., None].astype(dtype)], axis=2)
-    bgr = samples[:, :, ::-1] if samples.shape[2] == 3 else samples[:, :, [2, 1, 0, 3]] if samples.shape[2] == 4 else samples
-    assert cv2.imwrite(str(path), np.ascontiguousarray(bgr))
+    order = {1: [0], 3: [2, 1, 0], 4: [2, 1, 0, 3]}[samples.shape[2]]  # OpenCV writes BGR(A)
+    assert cv2.imwrite(str(path), np.ascontiguousarray(samples[:, :, order]))
     return path
 
 
@@ -116,7 +118,9 @@ def test_pipeline_outputs_are_bit_identical_to_the_float_path(
 
 
 def test_the_next_batch_is_submitted_before_the_current_one_is_collected(denoiser, tmp_path, monkeypatch):
+    """As on CUDA, where submit returns before the work is done (the CPU engine does it inside submit)."""
     engine = Engine(denoiser, device="cpu", tile=0, batch_size=1)
+    monkeypatch.setattr(Engine, "asynchronous", property(lambda self: True))
     spy = Spy(engine, monkeypatch, first_delay=0.3)
     sources = [save_png(tmp_path / f"in{i}.png", make_image(20, 24, seed=i), np.uint8) for i in range(4)]
     jobs = [Job(s, tmp_path / "out" / s.name, "image") for s in sources]
@@ -131,9 +135,18 @@ def test_the_next_batch_is_submitted_before_the_current_one_is_collected(denoise
         assert np.array_equal(read_image(job.output, native=True).pixels, reference)
 
 
-def test_prefetch_of_one_batch_does_not_deadlock(denoiser, tmp_path):
+def test_on_the_cpu_each_batch_goes_to_the_encoders_at_once(denoiser, tmp_path, monkeypatch):
+    engine = Engine(denoiser, device="cpu", tile=0, batch_size=1)
+    spy = Spy(engine, monkeypatch, first_delay=0.3)
+    sources = [save_png(tmp_path / f"in{i}.png", make_image(20, 24, seed=i), np.uint8) for i in range(3)]
+    run_pipeline([Job(s, tmp_path / "out" / s.name, "image") for s in sources], [engine], PipelineOptions(claims=False))
+    assert spy.events == ["submit1", "result1", "submit2", "result2", "submit3", "result3"]
+
+
+def test_prefetch_of_one_batch_does_not_deadlock(denoiser, tmp_path, monkeypatch):
     """A batch in flight holds its prefetch slots; the worker must not wait for a decode that needs them."""
     engine = Engine(denoiser, device="cpu", tile=0, batch_size=2)
+    monkeypatch.setattr(Engine, "asynchronous", property(lambda self: True))
     sources = [save_png(tmp_path / f"in{i}.png", make_image(20, 24, seed=i), np.uint8) for i in range(5)]
     jobs = [Job(s, tmp_path / "out" / s.name, "image") for s in sources]
     summary = run_pipeline(jobs, [engine], PipelineOptions(claims=False, prefetch=2))
@@ -142,6 +155,7 @@ def test_prefetch_of_one_batch_does_not_deadlock(denoiser, tmp_path):
 
 def test_a_batch_failing_when_collected_fails_only_its_own_files(denoiser, tmp_path, monkeypatch):
     engine = Engine(denoiser, device="cpu", tile=0, batch_size=1)
+    monkeypatch.setattr(Engine, "asynchronous", property(lambda self: True))  # a batch in flight when it fails
     sources = [save_png(tmp_path / f"in{i}.png", make_image(20, 24 + 8 * i, seed=i), np.uint8) for i in range(3)]
     jobs = [Job(s, tmp_path / "out" / s.name, "image") for s in sources]
     result = PendingRestore.result
@@ -158,3 +172,22 @@ def test_a_batch_failing_when_collected_fails_only_its_own_files(denoiser, tmp_p
     assert "device-side assert" in summary.failed[0]["reason"]
     assert sorted(summary.processed) == [jobs[0].name, jobs[2].name]
     assert not jobs[1].output.exists() and jobs[0].output.exists() and jobs[2].output.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_pipeline_matches_the_cpu_pipeline(tiny_denoiser, tmp_path):
+    """The pinned, side-stream path with a batch in flight writes what the CPU writes (to within rounding)."""
+    sources = [save_png(tmp_path / f"in{i}.png", make_image(40, 56, seed=i), np.uint8 if i % 2 else np.uint16)
+               for i in range(6)]
+    written = {}
+    for device in ("cpu", "cuda"):
+        engine = Engine(ModelLoader().load_from_file(tiny_denoiser), device=device, precision="fp32", tile=0,
+                        batch_size=2)
+        jobs = [Job(s, tmp_path / device / s.name, "image") for s in sources]
+        summary = run_pipeline(jobs, [engine], PipelineOptions(claims=False))
+        assert len(summary.processed) == len(jobs)
+        written[device] = [read_image(job.output, native=True).pixels for job in jobs]
+    for on_cpu, on_gpu in zip(written["cpu"], written["cuda"], strict=True):
+        assert on_cpu.dtype == on_gpu.dtype
+        peak = np.iinfo(on_cpu.dtype).max
+        assert np.abs(on_cpu.astype(np.int64) - on_gpu.astype(np.int64)).max() <= max(1, 1e-4 * peak)

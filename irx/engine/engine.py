@@ -156,6 +156,11 @@ class Engine:
         """Whether the model currently runs through torch.compile (False after a fallback)."""
         return self._compiled is not None and self._compiled.active
 
+    @property
+    def asynchronous(self) -> bool:
+        """Whether `submit` returns before the work is done (CUDA), so a caller gains by submitting ahead."""
+        return self._transfer.cuda
+
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Restore a list of images; each comes back in its own dtype (uint8, uint16, or float32 for floats)."""
         return self.submit(images).result()
