@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_pipeline.py                 # a lent GPU, under 5 minutes -> benchmarks/results/gpu_pipeline.json
     python benchmarks/gpu_pipeline.py --smoke         # CPU or GPU, tiny models and sizes, a few seconds
+    python benchmarks/gpu_pipeline.py --cpu-before-after  # CPU: pipeline / forward, float path vs integer path
 
 Models, random weights at the sizes users run: Real-ESRGAN's RRDBNet x4 (spandrel's ESRGAN arch, 23 blocks,
 64 features), NAFNet width 64 (SIDD layout) and LAformer-small (irx.archs, the 1x U-Net). Per case
@@ -16,18 +17,21 @@ Models, random weights at the sizes users run: Real-ESRGAN's RRDBNet x4 (spandre
   peak_mib               GPU memory peak of the forward pass and of the pipeline run
 
 Cases run in order of importance and stop at --budget-s so one call always finishes; the JSON is rewritten
-after every case, so a run cut short keeps what it measured. channels_last cases measure the forward pass only.
+after every case, so a run cut short keeps what it measured. channels_last cases skip the engine_* columns.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,13 +248,12 @@ def run_case(spec: ModelSpec, case: Case, device: torch.device, inputs: dict[str
     if case.compile:
         row["compile_held"] = compile_held  # False: it fell back to eager (see the warning)
         row["compile_and_forward_s"] = round(time.perf_counter() - started, 1)
-    if case.channels_last:
-        return row
     photos: list[Path] = inputs["photos"][spec.size]
-    decoded = [np.asarray(Image.open(p).convert("RGB")) for p in photos]
-    row["engine_uint8_images_per_s"] = round(engine_rate(engine, decoded, batch_used, args.seconds), 3)
-    row["engine_float32_images_per_s"] = round(
-        engine_rate(engine, [d.astype(np.float32) / 255 for d in decoded], batch_used, args.seconds), 3)
+    if not case.channels_last:  # the engine alone, uint8 vs float32 on the bus (the layout changes neither)
+        decoded = [np.asarray(Image.open(p).convert("RGB")) for p in photos]
+        row["engine_uint8_images_per_s"] = round(engine_rate(engine, decoded, batch_used, args.seconds), 3)
+        row["engine_float32_images_per_s"] = round(
+            engine_rate(engine, [d.astype(np.float32) / 255 for d in decoded], batch_used, args.seconds), 3)
     reset_peak(device)
     done = run_irx(photos, tmp / f"out_{spec.name}", engine, batch_used)
     row["pipeline_images"] = done["items"]
@@ -267,6 +270,105 @@ def run_case(spec: ModelSpec, case: Case, device: torch.device, inputs: dict[str
         row["video_ratio_to_slowest_stage"] = round((frames / done["seconds"]) / (frames / slowest), 3) if slowest else None
         row["video_ratio_to_forward"] = round(row["video_frames_per_s"] / forward, 3)
     return row
+
+
+# ---------------------------------------------------------------------- before / after on the CPU
+@contextmanager
+def float_pipeline() -> Iterator[None]:
+    """The image pipeline as it was before issue #15's change: float32 pixels decoded on the host and handed
+    to the engine, each batch collected and handed to the encoders before the next one is taken."""
+    from irx.media.image_io import read_image
+    from irx.pipeline import _Run
+
+    decode, submit = _Run._decode, _Run._submit_batch
+
+    def decode_float(self: Any, job: Any) -> Any:
+        return read_image(job.source)
+
+    def submit_and_finish(self: Any, engine: Any, batch: list[Any]) -> None:
+        pending = submit(self, engine, batch)
+        if pending is not None:
+            self._finish_batch(engine, batch, pending)
+
+    _Run._decode, _Run._submit_batch = decode_float, submit_and_finish
+    try:
+        yield
+    finally:
+        _Run._decode, _Run._submit_batch = decode, submit
+
+
+def in_thread(work: Callable[[], float]) -> float:
+    """Run `work` in a new thread and return its result."""
+    result: list[float] = []
+    thread = threading.Thread(target=lambda: result.append(work()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def cpu_before_after(args: argparse.Namespace) -> int:
+    """Pipeline / forward for a tiny bundled model on a folder of PNGs, the float path and the integer path
+    interleaved in one run (rounds alternate, medians reported) so both see the same machine load.
+
+    The limit is the faster of the forward pass at batch 1 and at the engine's batch: on a CPU a big batch
+    is not always faster per image, and the pipeline forms whatever batches the decoders have ready.
+    """
+    from irx.api import load_model
+    from irx.engine import Engine
+
+    size, count, rounds, batch = args.size, args.images or 16, args.rounds, args.cpu_batch
+    engine = Engine(load_model(args.model, device="cpu"), device="cpu", precision="fp32", batch_size=batch)
+    formed: list[int] = []  # the batch sizes the pipeline handed the engine
+    submit = engine.submit
+
+    def counting_submit(images: Any) -> Any:
+        formed.append(len(images))
+        return submit(images)
+
+    engine.submit = counting_submit  # type: ignore[method-assign]
+    paths = ("float32 path (before)", "uint8 path + submit (after)")
+    results: dict[str, list[float]] = {"forward": [], **{name: [] for name in paths}}
+    batches: dict[str, list[int]] = {name: [] for name in paths}
+    seconds = args.seconds or 2.0
+    with tempfile.TemporaryDirectory() as tmp_text:
+        tmp = Path(tmp_text)
+        photos = make_photos(tmp / "in", count, size, size)
+        run_irx(photos, tmp / "warm", engine, batch)  # warm-up: allocator, threads, first calls
+        for _ in range(rounds):
+            # in a worker thread, as the pipeline's engine runs: on a loaded CPU, torch's intra-op threads behave
+            # very differently in the main thread (3x slower measured here), which would flatter the pipeline
+            rates = [in_thread(lambda b=b: forward_rate(engine, b, size, size, seconds)[0]) for b in sorted({1, batch})]
+            results["forward"].append(max(rates))
+            for name in paths:
+                formed.clear()
+                if name == paths[0]:
+                    with float_pipeline():
+                        done = run_irx(photos, tmp / "before", engine, batch)
+                else:
+                    done = run_irx(photos, tmp / "after", engine, batch)
+                results[name].append(done["items"] / done["seconds"])
+                batches[name] += formed
+    forward = float(np.median(results["forward"]))
+    report: dict[str, Any] = {
+        "device": f"cpu ({platform.machine()}), {torch.get_num_threads()} threads", "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_1m": round(os.getloadavg()[0], 2),
+        "note": "busy shared machine (two trainings running): figures are noisy, compare within this run only; "
+                "forward measured in a worker thread like the pipeline's engine",
+        "model": args.model, "input": f"{size}x{size}", "images": count, "batch_size": batch, "rounds": rounds,
+        "forward_images_per_s": round(forward, 3), "forward_per_round": [round(r, 3) for r in results["forward"]],
+        "cases": [],
+    }
+    for name in paths:
+        rate = float(np.median(results[name]))
+        report["cases"].append({"pipeline": name, "forward_images_per_s": round(forward, 3),
+                                "pipeline_images_per_s": round(rate, 3), "ratio": round(rate / forward, 3),
+                                "per_round": [round(r, 3) for r in results[name]],
+                                "mean_batch_formed": round(float(np.mean(batches[name])), 2)})
+    output = args.output or RESULTS / "gpu_pipeline_cpu.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return 0
 
 
 def _fmt(value: Any) -> str:
@@ -325,7 +427,15 @@ def main() -> int:
     parser.add_argument("--models", default="", help="comma-separated subset of the model names")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile cases")
     parser.add_argument("--compile", action="store_true", help="run the compile cases in --smoke on the CPU too")
+    parser.add_argument("--cpu-before-after", action="store_true",
+                        help="CPU: pipeline / forward of a tiny bundled model, float path (before) vs integer path (after)")
+    parser.add_argument("--model", default="laformer_tiny_denoise", help="with --cpu-before-after: the model")
+    parser.add_argument("--size", type=int, default=256, help="with --cpu-before-after: the photos' edge")
+    parser.add_argument("--rounds", type=int, default=3, help="with --cpu-before-after: alternating rounds")
+    parser.add_argument("--cpu-batch", type=int, default=4, help="with --cpu-before-after: the engine's batch size")
     args = parser.parse_args()
+    if args.cpu_before_after:
+        return cpu_before_after(args)
     smoke = args.smoke
     args.seconds = args.seconds if args.seconds is not None else (0.05 if smoke else 1.5)
     args.images = args.images or (3 if smoke else 16)
@@ -383,6 +493,11 @@ def main() -> int:
     if not smoke and args.output is None:
         replace_between(DOC, DOC_START, DOC_END, table)
     print(f"{len(report['cases'])} cases, {len(report['skipped'])} skipped, {report['seconds']} s -> {output}")
+    required = ("forward_images_per_s", "pipeline_images_per_s", "ratio")
+    broken = [row for row in report["cases"] if "error" in row or any(key not in row for key in required)]
+    if smoke and broken:  # the smoke run is the check that the real one will work: a broken case fails it
+        print(f"smoke run: {len(broken)} case(s) failed or lack {', '.join(required)}: {broken[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

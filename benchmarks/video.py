@@ -48,7 +48,7 @@ class TinyConv(nn.Module):
 
 
 class TorchEngine:
-    """The Engine contract over a torch module: float32 HWC numpy in and out."""
+    """The Engine contract over a torch module: uint8 (or float32) HWC numpy in, float32 out."""
 
     def __init__(self, model: nn.Module, device: str) -> None:
         self.model = model.eval().to(device)
@@ -58,6 +58,8 @@ class TorchEngine:
     @torch.inference_mode()
     def restore(self, images):
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
+        if not batch.is_floating_point():  # the video path hands over uint8 (uint16) frames
+            batch = batch.float() / torch.iinfo(batch.dtype).max
         out = self.model(batch).permute(0, 2, 3, 1).float().cpu().numpy()
         return list(out)
 

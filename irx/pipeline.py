@@ -24,12 +24,12 @@ import numpy as np
 
 from irx import _stages
 from irx._stages import End, Stopped
-from irx.engine import Engine
+from irx.engine import Engine, PendingRestore
 from irx.errors import InputError, IrxError
 from irx.finish import alpha_as_grey, blend, pixel_strength, resize_pixels
 from irx.media.compare import write_compare
 from irx.media.formats import keeps_animation, restore_frames
-from irx.media.image_io import DecodedImage, read_image, write_image
+from irx.media.image_io import DecodedImage, format_for_path, read_image, to_float, write_image, written_bit_depth
 from irx.media.outputs import Claim, record_output, try_claim
 from irx.media.sources import Job
 from irx.summary import RunSummary
@@ -43,6 +43,7 @@ class Reporter(Protocol):
     def file_failed(self, name: str, reason: str, detail: str | None = None) -> None: ...
     def file_warning(self, name: str, message: str) -> None: ...
     def tiles(self, count: int) -> None: ...
+    def tiles_planned(self, tiles: int, images: int) -> None: ...
     def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None: ...
     def stop(self) -> None: ...
 
@@ -53,6 +54,7 @@ class SilentReporter:
     def file_failed(self, name: str, reason: str, detail: str | None = None) -> None: ...
     def file_warning(self, name: str, message: str) -> None: ...
     def tiles(self, count: int) -> None: ...
+    def tiles_planned(self, tiles: int, images: int) -> None: ...
     def video_progress(self, name: str, frames_done: int, frames_total: int | None) -> None: ...
     def stop(self) -> None: ...
 
@@ -158,7 +160,7 @@ class _Run:
                 if not self.claim(job):
                     self.slots.release()
                     continue
-                self.decoded.put((job, self.decode_pool.submit(read_image, job.source)))
+                self.decoded.put((job, self.decode_pool.submit(self._decode, job)))
         except Stopped:
             return
         finally:
@@ -173,35 +175,90 @@ class _Run:
             self.stop.set()
 
     def _work(self, engine: Engine) -> None:
-        """Take what is decoded (up to one batch's worth), restore, hand over to the encoders.
+        """Take what is decoded (up to one batch's worth), submit it, hand the previous batch to the encoders.
 
         Engine.restore is the one place that groups images by shape and memory budget; this loop only
-        decides how many ready images to hand it at once.
+        decides how many ready images to hand it at once. On CUDA one batch stays in flight: the next one is
+        submitted before the current one's results are collected, so the device computes while this thread
+        prepares the next batch (on the CPU `submit` does the work itself, so there is nothing to overlap).
+        Two batches in flight need two batches' worth of prefetch slots; with fewer, the loop finishes one
+        batch before it waits for the decoders. The loop only waits for the decoders with nothing in flight: a batch
+        is never held back from the encoders (and never keeps its prefetch slots) while the next one decodes.
         """
+        in_flight: tuple[list[tuple[Job, DecodedImage]], PendingRestore] | None = None
         pending: Any = None
-        while not self.stop.is_set():
-            item = pending if pending is not None else self.decoded.get()
-            pending = None
-            if isinstance(item, End):
-                self.decoded.put(item)  # let the other engine workers see the end too
-                return
-            first = self._take(item)
-            if first is None:
-                continue
-            batch = [first]
-            limit = engine.images_per_batch(*first[1].pixels.shape[:2])
-            while len(batch) < limit:
-                try:
-                    nxt = self.decoded.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(nxt, End):
-                    pending = nxt
-                    break
-                taken = self._take(nxt)
-                if taken is not None:
-                    batch.append(taken)
-            self._restore_batch(engine, batch)
+        try:
+            while not self.stop.is_set():
+                if pending is not None:
+                    item, pending = pending, None
+                else:
+                    try:
+                        item = self.decoded.get_nowait()
+                    except queue.Empty:
+                        item = None
+                    if in_flight is not None and not _decoded_already(item):
+                        # nothing ready to overlap with: hand the batch in flight to the encoders first
+                        self._finish_batch(engine, *in_flight)
+                        in_flight = None
+                    if item is None:
+                        item = self.decoded.get()
+                if isinstance(item, End):
+                    self.decoded.put(item)  # let the other engine workers see the end too
+                    return
+                first = self._take(item)
+                if first is None:
+                    continue
+                batch = [first]
+                limit = engine.images_per_batch(*first[1].pixels.shape[:2])
+                while len(batch) < limit:
+                    try:
+                        nxt = self.decoded.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, End):
+                        pending = nxt
+                        break
+                    taken = self._take(nxt)
+                    if taken is not None:
+                        batch.append(taken)
+                submitted = self._submit_batch(engine, batch)
+                if in_flight is not None:
+                    self._finish_batch(engine, *in_flight)
+                    in_flight = None
+                if submitted is not None:
+                    if engine.asynchronous:
+                        in_flight = (batch, submitted)
+                    else:  # the work is done already: holding it back would only delay the encoders
+                        self._finish_batch(engine, batch, submitted)
+        finally:
+            if in_flight is not None:  # restored already (or nearly): write it, also when stopped
+                self._finish_batch(engine, *in_flight)
+
+    def _decode(self, job: Job) -> DecodedImage:
+        """Decode in the file's own sample type, which crosses the bus at a quarter (uint8) or half (uint16)
+        of float32's size and is converted on the device. Where the restored pixels are resized or written at
+        a lower bit depth they stay float until then, as they always were, so that every output is the same
+        bit for bit as restoring float pixels."""
+        decoded = read_image(job.source, native=True)
+        if not self._writes_native_depth(job, decoded):
+            decoded = replace(decoded, pixels=to_float(decoded.pixels))
+        return decoded
+
+    def _finished_in_float(self, decoded: DecodedImage) -> bool:
+        """Whether the model's output is worked on after it (resized, blended, faces pasted, compared,
+        animation frames), which irx does in float."""
+        o = self.options
+        resized = o.out_scale not in (None, self.engines[0].scale) or bool(o.out_width or o.out_height)
+        model_alpha = _alpha_by_model(self.engines[0], decoded, o)
+        return (resized or model_alpha or o.strength != 1 or o.faces is not None or o.compare
+                or decoded.animation is not None)
+
+    def _writes_native_depth(self, job: Job, decoded: DecodedImage) -> bool:
+        try:
+            fmt = self.options.out_format or format_for_path(job.output)
+            return written_bit_depth(decoded.bit_depth, fmt) == decoded.bit_depth
+        except IrxError:  # an unknown output format: writing it fails later with the message for it
+            return False
 
     def _take(self, item: Any) -> tuple[Job, DecodedImage] | None:
         job, future = item
@@ -210,24 +267,39 @@ class _Run:
             if decoded.warnings and self.options.strict:
                 raise InputError(f"{job.name}: {decoded.warnings[0]} (strict)", param="strict")
         except BaseException as error:  # noqa: BLE001 - a bad file is reported, the run goes on
-            self.failed(job.name, error)
-            self.release(job.output)
-            self.slots.release()
+            self._fail(job, error)
             return None
         for warning in decoded.warnings:
             self.warned(job.name, warning)
+        # Here, in the engine's thread, not in a decoder: it needs the model (loaded on first use), whose
+        # load error must stop the run rather than fail one file.
+        if decoded.pixels.dtype != np.float32 and self._finished_in_float(decoded):
+            decoded = replace(decoded, pixels=to_float(decoded.pixels))
         return job, decoded
 
-    def _restore_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> None:
+    def _fail(self, job: Job, error: BaseException) -> None:
+        self.failed(job.name, error)
+        self.release(job.output)
+        self.slots.release()
+
+    def _submit_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]]) -> PendingRestore | None:
         try:
-            results = restore_decoded(engine, [decoded for _, decoded in batch], self.options)
+            return engine.submit(_model_inputs(engine, [decoded for _, decoded in batch], self.options))
+        except Exception as error:  # noqa: BLE001 - the batch fails, the run goes on
+            for job, _ in batch:
+                self._fail(job, error)
+            return None
+
+    def _finish_batch(self, engine: Engine, batch: list[tuple[Job, DecodedImage]], submitted: PendingRestore) -> None:
+        if self.options.faces is not None:
+            self.options.faces()  # loaded once; a face model that cannot be had stops the run, not one file
+        try:
+            results = finish_decoded(engine, [decoded for _, decoded in batch], submitted.result(), self.options)
         except Exception as error:  # noqa: BLE001 - the model failed on the batch: each file fails
             results = [error] * len(batch)
         for (job, decoded), restored in zip(batch, results):
             if isinstance(restored, BaseException):
-                self.failed(job.name, restored)
-                self.release(job.output)
-                self.slots.release()
+                self._fail(job, restored)
                 continue
             before = decoded.pixels if self.options.compare else None
             future = self.encode_pool.submit(self._write, job, restored, before)
@@ -271,15 +343,29 @@ def restore_decoded(
     """Restore decoded images with ``engine`` and finish each as ``options`` say (output size, strength,
     alpha, faces, an animation's other frames): a finished image, or the error of that one image.
 
-    Raises when the model fails on the batch. The local pipeline and the Ray workers both restore through here.
+    Raises when the model fails on the batch. The Ray workers restore through here; the local pipeline
+    does the same in two steps (submit, then finish_decoded) to keep a batch in flight.
     """
-    images = [decoded.pixels for decoded in batch]
-    scale_changes = (options.out_scale or engine.scale) != 1 or options.out_width or options.out_height
-    # Upscaling: each alpha channel goes through the model too, as a grey image in the same call.
-    model_alpha = [i for i, decoded in enumerate(batch)
-                   if decoded.alpha is not None and options.alpha == "model" and scale_changes]
-    images += [alpha_as_grey(batch[i].alpha) for i in model_alpha]
-    outputs = engine.restore(images)
+    return finish_decoded(engine, batch, engine.restore(_model_inputs(engine, batch, options)), options)
+
+
+def _alpha_by_model(engine: Engine, decoded: DecodedImage, options: PipelineOptions) -> bool:
+    """Upscaling: the alpha channel goes through the model too, as a grey image in the same call."""
+    resized = (options.out_scale or engine.scale) != 1 or options.out_width or options.out_height
+    return decoded.alpha is not None and options.alpha == "model" and bool(resized)
+
+
+def _model_inputs(engine: Engine, batch: list[DecodedImage], options: PipelineOptions) -> list[np.ndarray]:
+    """The pixels of each image, then the alpha channels the model restores (see _alpha_by_model)."""
+    alphas = [alpha_as_grey(d.alpha) for d in batch if _alpha_by_model(engine, d, options)]
+    return [d.pixels for d in batch] + alphas
+
+
+def finish_decoded(
+    engine: Engine, batch: list[DecodedImage], outputs: Sequence[np.ndarray], options: PipelineOptions
+) -> list[DecodedImage | BaseException]:
+    """The model's ``outputs`` for ``_model_inputs(batch)`` finished as ``options`` say (see restore_decoded)."""
+    model_alpha = [i for i, decoded in enumerate(batch) if _alpha_by_model(engine, decoded, options)]
     alphas = dict(zip(model_alpha, outputs[len(batch):]))
     strength = pixel_strength(getattr(engine, "descriptor", None), options.strength)
     # A face model that cannot be had stops the run (one message, not one per file).
@@ -342,8 +428,14 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     shrinking = width <= array.shape[1] and height <= array.shape[0]
     resized = cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
-    shape = (height, width, *array.shape[2:])
-    return np.clip(resized.reshape(shape), 0, 1).astype(np.float32)  # cv2 drops a trailing channel of 1
+    resized = resized.reshape(height, width, *array.shape[2:])  # cv2 drops a trailing channel of 1
+    # integer samples (video frames) saturate in cv2 itself; floats are clipped to [0, 1]
+    return resized if resized.dtype.kind == "u" else np.clip(resized, 0, 1).astype(np.float32)
+
+
+def _decoded_already(item: Any) -> bool:
+    """Whether a queue item (a decode future, or End) can be taken without waiting for a decoder."""
+    return item is not None and (isinstance(item, End) or item[1].done())
 
 
 def fit_to_scale(
@@ -523,7 +615,8 @@ class _ScaledEngine:
             return outputs
         faces = self.faces() if self.faces is not None else None
         finished = []
-        for image, out in zip(images, outputs):  # video frames are float32 RGB in [0, 1]
+        for image, out in zip(images, outputs):  # video frames come as uint8/uint16: blended in float
+            image, out = to_float(image), to_float(out)
             out = blend(image, out, self.strength)
             finished.append(faces.apply(image, out) if faces is not None else out)
         return finished

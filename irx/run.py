@@ -231,7 +231,9 @@ def _build_engine(
     descriptor = load_model(resolved.path, task=spec.name if spec is not None else None, device=device,
                             offline=settings.offline or None, trust_remote_code=settings.trust_remote_code)
     descriptor, _ = with_model_strength(descriptor, settings.strength)
-    engine = Engine(descriptor, device=device, on_tiles=reporter.tiles, **settings.engine_kwargs())
+    engine = Engine(descriptor, device=device, on_tiles=reporter.tiles,
+                    on_tiles_planned=getattr(reporter, "tiles_planned", None),  # reporters written before it existed
+                    **settings.engine_kwargs())
     if first:
         name = resolved.record.name if resolved.record is not None else Path(resolved.path).name
         _say_when_resized(engine.scale, settings, name)

@@ -214,7 +214,7 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(photos, tiny_denois
     out = tmp_path / "out"
     for i in range(6):
         write_png(photos / f"n{i}.png", make_image(24, 32, seed=10 + i))
-    original = Engine.restore
+    original = Engine.submit  # what the pipeline calls
     calls = {"n": 0}
 
     def interrupt_after_three(self, images):
@@ -223,12 +223,12 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(photos, tiny_denois
             raise KeyboardInterrupt
         return original(self, images)
 
-    monkeypatch.setattr(Engine, "restore", interrupt_after_three)
+    monkeypatch.setattr(Engine, "submit", interrupt_after_three)
     first = runner.invoke(app, ["denoise", str(photos), "-o", str(out), "--model", str(tiny_denoiser), "--batch-size", "1", "-q"])
     assert first.exit_code == 130
     done = sorted(p.name for p in out.iterdir())
     assert len(done) == 3 and not any(".irx-tmp" in name for name in done)
-    monkeypatch.setattr(Engine, "restore", original)
+    monkeypatch.setattr(Engine, "submit", original)
     second = invoke("denoise", photos, "-o", out, "--model", tiny_denoiser, "--json")
     summary = json.loads(second.stdout)
     assert summary["counts"] == {"processed": 5, "skipped": 3, "failed": 0}

@@ -102,13 +102,13 @@ def test_a_folder_of_mixed_sizes_is_restored_exactly_whatever_the_grouping(tmp_p
     from irx.engine import Engine
 
     calls = []
-    original = Engine.restore
+    original = Engine.submit  # what the pipeline calls
 
     def spy(self, images, *args, **kwargs):
         calls.append([im.shape[:2] for im in images])
         return original(self, images, *args, **kwargs)
 
-    monkeypatch.setattr(Engine, "restore", spy)
+    monkeypatch.setattr(Engine, "submit", spy)
     folder = tmp_path / "in"
     folder.mkdir()
     for k in range(4):
@@ -117,7 +117,7 @@ def test_a_folder_of_mixed_sizes_is_restored_exactly_whatever_the_grouping(tmp_p
     summary = irx.restore_files([folder], model=str(tiny_denoiser), task="denoise", output=out,
                                 settings=RestoreSettings.resolve(user_config=UserConfig(), batch_size=4))
     assert len(summary.processed) == 4
-    assert sum(len(c) for c in calls) == 4  # every image reached Engine.restore once (grouped there by shape)
+    assert sum(len(c) for c in calls) == 4  # every image reached Engine.submit once (grouped there by shape)
     for k in range(4):
         direct = np.asarray(irx.restore(np.asarray(Image.open(folder / f"p{k}.png")), model=str(tiny_denoiser)))
         assert np.array_equal(np.asarray(Image.open(out / f"p{k}.png")), direct)

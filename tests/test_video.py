@@ -147,6 +147,11 @@ def stream_tags(path: Path, kind: str) -> dict[str, str]:
         return dict(next(s for s in c.streams if s.type == kind).metadata)
 
 
+def invert(x: np.ndarray) -> np.ndarray:
+    """1 - x for the engine's uint8/uint16 frames (and floats)."""
+    return np.iinfo(x.dtype).max - x if x.dtype.kind == "u" else 1.0 - x
+
+
 class Invert:
     scale = 1
 
@@ -157,14 +162,14 @@ class Invert:
     def restore(self, images):
         self.calls.append(len(images))
         self.frames += len(images)
-        return [1.0 - x for x in images]
+        return [invert(x) for x in images]
 
 
 class Nearest2xInvert:
     scale = 2
 
     def restore(self, images):
-        return [1.0 - np.repeat(np.repeat(x, 2, axis=0), 2, axis=1) for x in images]
+        return [invert(np.repeat(np.repeat(x, 2, axis=0), 2, axis=1)) for x in images]
 
 
 class Identity:

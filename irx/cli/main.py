@@ -221,7 +221,7 @@ def _make_restore_command(task: str) -> None:
             bool, typer.Option("--compare", help="Also write a before/after image beside each output (an HTML page for folders).")
         ] = False,
         engine: Annotated[
-            str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install 'irx[ray]').", rich_help_panel="Scale")
+            str, typer.Option(help=escape("local (this process) or ray (a Ray cluster; pip install 'irx[ray]')."), rich_help_panel="Scale")
         ] = "local",
         ray_address: Annotated[
             Optional[str], typer.Option(help="Ray cluster to use (e.g. auto); default: a local one for this command.", rich_help_panel="Scale")

@@ -76,6 +76,11 @@ class PendingRestore:
 class Engine:
     """Runs one loaded model on one device over numpy images (uint8, uint16 or float32 HWC in [0, 1]).
 
+    Progress: before a group of same-size images runs, `on_tiles_planned(tiles, images)` says how many forward
+    units (tiles of a tiled image, or one per whole image) it takes; `on_tiles(count)` reports them done as they
+    are enqueued. When a group is redone after out-of-memory, or fails, both are corrected by negative counts,
+    so once `submit` has returned or raised the planned sum equals the done sum.
+
     `channels_last` stores the model and its inputs channels-last (faster convolutions on tensor cores for
     many architectures: measure it per architecture with benchmarks/gpu_pipeline.py). `compile` runs the
     model through torch.compile with bucketed shapes, and falls back to eager with one warning if that fails.
@@ -91,6 +96,7 @@ class Engine:
         tile_overlap: int = 16,
         batch_size: BatchSpec = "auto",
         on_tiles: Callable[[int], None] | None = None,
+        on_tiles_planned: Callable[[int, int], None] | None = None,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
@@ -106,6 +112,8 @@ class Engine:
         self.input_channels = int(getattr(model, "input_channels", 3))
         self.tile_overlap = max(0, int(tile_overlap))
         self.on_tiles = on_tiles
+        self.on_tiles_planned = on_tiles_planned
+        self._attempt_done = 0  # tiles reported done by the current attempt at a group (undone if it is redone)
         requirements = getattr(model, "size_requirements", None)
         self.multiple_of = int(getattr(requirements, "multiple_of", 1) or 1)
         self.minimum = int(getattr(requirements, "minimum", 0) or 0)
@@ -147,6 +155,11 @@ class Engine:
     def compiling(self) -> bool:
         """Whether the model currently runs through torch.compile (False after a fallback)."""
         return self._compiled is not None and self._compiled.active
+
+    @property
+    def asynchronous(self) -> bool:
+        """Whether `submit` returns before the work is done (CUDA), so a caller gains by submitting ahead."""
+        return self._transfer.cuda
 
     def restore(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Restore a list of images; each comes back in its own dtype (uint8, uint16, or float32 for floats)."""
@@ -253,13 +266,19 @@ class Engine:
         height, width = images[0].shape[:2]
         tile = self.tile_size_for(height, width)
         batch_limit = self._batch_spec if isinstance(self._batch_spec, int) else None
+        planned = self._tiles_for(len(images), height, width, tile)
+        self._report_planned(planned, len(images))
         while True:
+            self._attempt_done = 0
             try:
                 if tile == 0:
                     return self._run_whole(images, kind, batch_limit)
                 return [self._run_tiled(image, kind, tile, batch_limit) for image in images]
             except Exception as error:
+                # The attempt's tiles are undone either way: it is redone from scratch, or the group fails.
+                self._report_tiles(-self._attempt_done)
                 if not is_out_of_memory(error):
+                    self._report_planned(-planned, -len(images))
                     raise
                 self._weights.clear()
                 release_cached_memory(self.device)
@@ -270,12 +289,20 @@ class Engine:
                     log.warning("out of memory: retrying with batches of %d", batch_limit)
                     continue
                 if tile == MIN_TILE:
+                    self._report_planned(-planned, -len(images))
                     raise ModelError(
                         f"out of memory even with {MIN_TILE}px tiles on {self.device}: "
                         "use --device cpu or a smaller model"
                     ) from error
                 tile = max(MIN_TILE, self._align((tile or max(height, width)) // 2))
                 log.warning("out of memory: retrying with %dpx tiles", tile)
+                replanned = self._tiles_for(len(images), height, width, tile)
+                self._report_planned(replanned - planned, 0)
+                planned = replanned
+
+    def _tiles_for(self, images: int, height: int, width: int, tile: int) -> int:
+        """Forward units for `images` same-size images: one each when whole, else each image's tiles."""
+        return images if tile == 0 else images * len(tile_boxes(height, width, tile, self.tile_overlap))
 
     def _run_whole(self, images: list[np.ndarray], kind: np.dtype, batch_limit: int | None) -> list[Download]:
         step = batch_limit or len(images)
@@ -363,8 +390,13 @@ class Engine:
         return pad_bottom_right(batch, target_h, target_w)
 
     def _report_tiles(self, count: int) -> None:
-        if self.on_tiles is not None:
+        self._attempt_done += count
+        if self.on_tiles is not None and count:
             self.on_tiles(count)
+
+    def _report_planned(self, tiles: int, images: int) -> None:
+        if self.on_tiles_planned is not None and (tiles or images):
+            self.on_tiles_planned(tiles, images)
 
     # ------------------------------------------------------------------ channels
     def _check_channels(self, channels: int) -> None:

@@ -1,6 +1,7 @@
 """Read and write still images with full fidelity.
 
-Pixels are float32 HWC in [0, 1] (C = 3 for RGB, 1 for grey) with alpha kept
+Pixels are float32 HWC in [0, 1] (C = 3 for RGB, 1 for grey; with
+``native=True`` the file's own uint8/uint16 samples) with alpha kept (float32)
 apart, EXIF orientation applied, and the bit depth, EXIF and ICC profile kept
 so that :func:`write_image` can put them back.
 
@@ -52,7 +53,9 @@ __all__ = [
     "is_image_path",
     "png_set_metadata",
     "read_image",
+    "to_float",
     "to_uint",
+    "written_bit_depth",
     "write_image",
 ]
 
@@ -113,7 +116,7 @@ class DecodedImage:
 
     pixels: (
         np.ndarray
-    )  # float32 HWC in [0,1], C == 3 (RGB) or 1 (grey), orientation applied
+    )  # float32 HWC in [0,1] (or native uint8/uint16), C == 3 (RGB) or 1 (grey), orientation applied
     alpha: np.ndarray | None  # float32 HW in [0,1] or None
     bit_depth: int  # 8 or 16, from the decoded sample type (16 or 32 for float samples)
     format: str  # "PNG", "JPEG", "WEBP", "TIFF" or "BMP"
@@ -157,15 +160,36 @@ def format_for_path(path: Path | str) -> str:
 
 
 def to_uint(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float [0,1] -> uint8 (bit_depth 8) or uint16 (16), clipped and rounded; NaN -> 0."""
+    """Float [0,1] -> uint8 (bit_depth 8) or uint16 (16), clipped and rounded; NaN -> 0.
+
+    Samples already in the wanted integer type pass through; the other integer type is rescaled.
+    """
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, not {bit_depth}")
+    pixels = np.asarray(pixels)
+    wanted = np.uint8 if bit_depth == 8 else np.uint16
+    if pixels.dtype == wanted:
+        return pixels
+    if pixels.dtype in (np.uint8, np.uint16):
+        pixels = _to_float(pixels)
     top = 255.0 if bit_depth == 8 else 65535.0
     scaled = np.nan_to_num(
         np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0
     )
     scaled = np.clip(scaled, 0.0, 1.0) * np.float32(top)
     return np.rint(scaled).astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8/uint16 samples -> float32 in [0,1], as the decoder makes them; floats pass through as float32."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return _to_float(pixels)
+    return np.asarray(pixels, dtype=np.float32)
+
+
+def written_bit_depth(bit_depth: int, format: str) -> int:
+    """The bit depth :func:`write_image` stores an image of ``bit_depth`` in as ``format``."""
+    return 16 if bit_depth >= 16 and _normalise_format(format) in _SIXTEEN_BIT_FORMATS else 8
 
 
 def _to_float(samples: np.ndarray) -> np.ndarray:
@@ -633,8 +657,12 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def decode_image_bytes(data: bytes, name: str = "<bytes>") -> DecodedImage:
-    """Decode an encoded image; raises InputError (one line) for anything unusable."""
+def decode_image_bytes(data: bytes, name: str = "<bytes>", *, native: bool = False) -> DecodedImage:
+    """Decode an encoded image; raises InputError (one line) for anything unusable.
+
+    ``native``: pixels in the file's own sample type (uint8 or uint16) instead of float32, e.g. for the
+    engine, which takes them across the bus at a quarter or half of float32's size.
+    """
     if not data:
         raise InputError(f"{name}: empty file (0 bytes); it is not an image")
     extra = _extra.decode_extra(data, name)  # AVIF, HEIC, JPEG XL, GIF, animated WebP/PNG, EXR, float TIFF
@@ -691,7 +719,8 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> DecodedImage:
         orientation = file_orientation
     arr = _apply_orientation(arr, orientation)
     colour = 3 if arr.shape[2] >= 3 else 1
-    pixels = _to_float(arr[:, :, :colour])
+    # native: a writable copy (Pillow's arrays are read-only, which torch warns about when it wraps them)
+    pixels = np.array(arr[:, :, :colour], order="C") if native else _to_float(arr[:, :, :colour])
     alpha = _to_float(arr[:, :, colour]) if arr.shape[2] in (2, 4) else None
     return DecodedImage(
         pixels=pixels,
@@ -727,8 +756,9 @@ def _jpeg_damage(data: bytes) -> str | None:
     return None
 
 
-def read_image(path: Path | str) -> DecodedImage:
-    """Read and decode an image file; InputError (one line) for anything unusable."""
+def read_image(path: Path | str, *, native: bool = False) -> DecodedImage:
+    """Read and decode an image file; InputError (one line) for anything unusable (``native``: see
+    :func:`decode_image_bytes`)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -742,7 +772,7 @@ def read_image(path: Path | str) -> DecodedImage:
         ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the file ({_one_line(exc)})") from None
-    image = decode_image_bytes(data, name=str(path))
+    image = decode_image_bytes(data, name=str(path), native=native)
     image.path = path
     return image
 
@@ -795,7 +825,7 @@ def encode_image(
         return extra
     pixels = _as_hwc(image.pixels)
     h, w = pixels.shape[:2]
-    depth = 16 if image.bit_depth >= 16 and fmt in _SIXTEEN_BIT_FORMATS else 8
+    depth = written_bit_depth(image.bit_depth, fmt)
     if fmt == "WEBP" and pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)  # WebP has no grey mode
     grey = pixels.shape[2] == 1

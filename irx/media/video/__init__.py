@@ -2,7 +2,7 @@
 
 Three stages overlap, joined by bounded queues so memory does not grow with the video's length:
 
-    decode thread:  demux + decode + convert to float32 RGB  --q_in-->
+    decode thread:  demux + decode + convert to RGB uint8 (uint16)  --q_in-->
     calling thread: batches of frames through ``engine.restore``  --q_out-->
     encode thread:  convert back + encode + mux (or write a segment)
 

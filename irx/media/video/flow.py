@@ -34,6 +34,8 @@ class FrameRestorer(Protocol):
 
     Frames come back ``scale`` times larger, or of ``output_size(height, width)`` where the runner has
     that method (irx.pipeline's resizing runner: fractional scales, a given width or height).
+    It gets RGB frames as uint8 (uint16 for deep video) HWC samples and may return them in that dtype or
+    as float32 in [0, 1].
     """
 
     scale: int
@@ -63,7 +65,7 @@ def frames_in_flight_bound(batch_size: int) -> int:
 
 @dataclass(slots=True)
 class Frame:
-    """A decoded frame (float32 RGB) on its way to the engine, then the restored one to the encoder."""
+    """A decoded frame (RGB uint8 or uint16) on its way to the engine, then the restored one to the encoder."""
 
     index: int
     image: np.ndarray
@@ -346,7 +348,7 @@ def _run_flow(
             flow.seconds["engine"] += time.perf_counter() - started
             _check_restored(images, restored, engine)
             for frame, image in zip(frames, restored):
-                frame.image = np.asarray(image, dtype=np.float32)
+                frame.image = np.asarray(image)
             done += len(frames)
         if pending:
             started = time.perf_counter()

@@ -1,7 +1,7 @@
 """The output plan: which codec, pixel format, encoder options and streams a restored video is written with.
 
 Everything is decided before the first frame is decoded, so impossible settings fail up front; the
-frame converters between PyAV frames and the engine's float32 RGB arrays live here too, as they
+frame converters between PyAV frames and the engine's RGB uint8 (uint16) arrays live here too, as they
 follow the plan.
 """
 
@@ -508,15 +508,24 @@ def _add_video_stream(container: Any, plan: _Plan) -> Any:
 
 
 def _to_engine(frame: Any, plan: _Plan) -> np.ndarray:
-    array = frame.to_ndarray(
+    """A decoded frame as RGB uint8 (rgb24) or uint16 (rgb48le) samples: the engine takes them across the
+    bus as they are and converts them to float on the device."""
+    return frame.to_ndarray(
         format=plan.in_rgb,
         src_colorspace=plan.matrix,
         dst_colorspace=plan.matrix,
         src_color_range=plan.in_range,
         dst_color_range="JPEG",
     )
-    scale = np.float32(1 / 65535 if plan.in_rgb == "rgb48le" else 1 / 255)
-    return array.astype(np.float32) * scale
+
+
+def _as_samples(image: np.ndarray, dtype: type) -> np.ndarray:
+    """Restored pixels (uint8, uint16 or float in [0, 1]) as the encoder's uint8/uint16 samples."""
+    if image.dtype == dtype:
+        return image
+    if image.dtype.kind == "u":  # the other integer depth (e.g. an 8-bit source into a 10-bit output)
+        image = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    return (np.clip(image, 0.0, 1.0) * float(np.iinfo(dtype).max) + 0.5).astype(dtype)
 
 
 def _from_engine(image: np.ndarray, plan: _Plan, pts: int, duration: int) -> Any:
@@ -524,11 +533,9 @@ def _from_engine(image: np.ndarray, plan: _Plan, pts: int, duration: int) -> Any
     if pad != (0, 0):  # odd size padded to what the encoder takes (see _fit_odd_size)
         image = np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
     if plan.bit_depth > 8:
-        data = (np.clip(image, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-        frame = av.VideoFrame.from_ndarray(data, format="rgb48le")
+        frame = av.VideoFrame.from_ndarray(_as_samples(image, np.uint16), format="rgb48le")
     else:
-        data = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        frame = av.VideoFrame.from_ndarray(data, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(_as_samples(image, np.uint8), format="rgb24")
     frame = frame.reformat(
         format=plan.pix_fmt,
         src_colorspace=plan.matrix,
